@@ -1,0 +1,247 @@
+"""Routes, schedules and the queue handler: each parses, makes one call and answers (CONTRACT §1–§3)."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from chalice import Chalice, Cron, Rate, Response
+
+from chalicelib import errors
+from chalicelib.settings import get_settings
+
+app = Chalice(app_name="k8s-billing")
+app.log.setLevel(logging.INFO)
+log = logging.getLogger("k8s-billing")
+
+
+def _answer(status: int, body: dict) -> Response:
+    return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
+
+
+def handled(view):
+    """Map the services' errors to the contract's answers in one place."""
+    def wrapper(*args, **kwargs):
+        try:
+            return _answer(200, view(*args, **kwargs))
+        except errors.ApiError as exc:
+            return _answer(exc.status, exc.body())
+        except errors.ConcurrentUpdate as exc:
+            return _answer(409, {"error": {"code": "event_in_progress", "message": str(exc)}})
+        except Exception:  # noqa: BLE001 - a 5xx for our own faults, with nothing half-written
+            log.exception("unexpected failure")
+            return _answer(500, {"error": {"code": "internal_error", "message": "internal error; nothing was changed"}})
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+def _request():
+    request = app.current_request
+    return {k.lower(): v for k, v in request.headers.items()}, request.raw_body or b""
+
+
+# ---- signed callbacks ---------------------------------------------------------------------------
+@app.route("/webhooks/payments", methods=["POST"], content_types=["*/*"])
+@handled
+def payments_webhook():
+    from chalicelib.webhooks import catalog, delivery, secrets
+
+    headers, body = _request()
+    return delivery.deliver(source="payments", secrets=secrets.payment_secrets(), types=catalog.PAYMENT_EVENTS,
+                            headers=headers, body=body)
+
+
+@app.route("/webhooks/ticketing", methods=["POST"], content_types=["*/*"])
+@handled
+def ticketing_webhook():
+    from chalicelib.webhooks import catalog, delivery, secrets
+
+    headers, body = _request()
+    return delivery.deliver(source="ticketing", secrets=secrets.ticketing_secrets(), types=catalog.TICKETING_EVENTS,
+                            headers=headers, body=body)
+
+
+# ---- operators' API -------------------------------------------------------------------------------
+def _operator() -> str:
+    header = (app.current_request.headers.get("authorization") or "")
+    scheme, _, token = header.partition(" ")
+    tokens = get_settings().ops_tokens
+    if scheme.lower() != "bearer" or not token or not any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
+        raise errors.Unauthorized("a valid Authorization: Bearer <token> is required")
+    return "operator"
+
+
+def _body() -> dict:
+    raw = app.current_request.raw_body or b""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise errors.InvalidPayload("body is not JSON", ["body"]) from None
+    if not isinstance(value, dict):
+        raise errors.InvalidPayload("body must be a JSON object", ["body"])
+    return value
+
+
+def _parse(model, body: dict):
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate_json(json.dumps(body))
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+        raise errors.InvalidPayload("invalid body: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]), fields) from None
+
+
+@app.route("/ops/servers/{server_id}", methods=["GET"])
+@handled
+def get_server(server_id):
+    from chalicelib.ops import views
+
+    _operator()
+    return views.get_server_view(server_id)
+
+
+@app.route("/ops/accounts/{account_id}", methods=["GET"])
+@handled
+def get_account(account_id):
+    from chalicelib.ops import views
+
+    _operator()
+    return views.get_account_view(account_id)
+
+
+@app.route("/ops/servers/{server_id}/suspend", methods=["POST"], content_types=["*/*"])
+@handled
+def suspend_server(server_id):
+    from chalicelib.ops import actions, clock
+
+    actor, body = _operator(), _body()
+    return actions.suspend(server_id, _parse(actions.SuspendBody, body), clock.business_time(body.get("at")), actor)
+
+
+@app.route("/ops/servers/{server_id}/resume", methods=["POST"], content_types=["*/*"])
+@handled
+def resume_server(server_id):
+    from chalicelib.ops import actions, clock
+
+    actor, body = _operator(), _body()
+    return actions.resume(server_id, _parse(actions.ResumeBody, body), clock.business_time(body.get("at")), actor)
+
+
+@app.route("/ops/servers/{server_id}/terminate", methods=["POST"], content_types=["*/*"])
+@handled
+def terminate_server(server_id):
+    from chalicelib.ops import actions, clock
+
+    actor, body = _operator(), _body()
+    return actions.terminate(server_id, _parse(actions.TerminateBody, body), clock.business_time(body.get("at")), actor)
+
+
+@app.route("/ops/accounts/{account_id}/violation", methods=["POST"], content_types=["*/*"])
+@handled
+def account_violation(account_id):
+    from chalicelib.ops import actions, clock
+
+    actor, body = _operator(), _body()
+    return actions.set_violation(account_id, _parse(actions.ViolationBody, body), clock.business_time(body.get("at")), actor)
+
+
+@app.route("/ops/plans/{plan_id}", methods=["PUT"], content_types=["*/*"])
+@handled
+def put_plan(plan_id):
+    from chalicelib.billing import plans
+    from chalicelib.ops import clock
+
+    _operator()
+    body = _body()
+    return plans.put_price_version(plan_id, _parse(plans.PriceVersionBody, body), clock.business_time(body.get("at")))
+
+
+@app.route("/ops/sweeps/expiry", methods=["POST"], content_types=["*/*"])
+@handled
+def run_expiry_sweep():
+    from chalicelib.lifecycle import sweep
+    from chalicelib.ops import clock
+
+    _operator()
+    return sweep.run_expiry_sweep(clock.business_time(_body().get("now"), "now"))
+
+
+@app.route("/ops/sweeps/metering", methods=["POST"], content_types=["*/*"])
+@handled
+def run_metering():
+    from chalicelib.billing import metering
+    from chalicelib.ops import clock
+
+    _operator()
+    return metering.run_metering(clock.business_time(_body().get("now"), "now"))
+
+
+@app.route("/ops/cluster-actions/drain", methods=["POST"], content_types=["*/*"])
+@handled
+def drain_cluster_actions():
+    from chalicelib.clusters import executor
+
+    _operator()
+    return executor.drain()
+
+
+@app.route("/ops/dead-letters", methods=["GET"])
+@handled
+def list_dead_letters():
+    from chalicelib.clusters import executor
+
+    _operator()
+    return executor.dead_letters()
+
+
+@app.route("/ops/dead-letters/{action_id}/replay", methods=["POST"], content_types=["*/*"])
+@handled
+def replay_dead_letter(action_id):
+    from chalicelib.clusters import executor
+
+    _operator()
+    return executor.replay(action_id)
+
+
+# ---- scheduled and queued functions (names fixed by CONTRACT §3) ------------------------------------
+@app.schedule(Cron(10, 16, "*", "*", "?", "*"), name="expiry_sweep")
+def expiry_sweep(event):
+    """Daily 00:10 Asia/Shanghai; "now" is the event's time. A run near the Lambda time limit stops
+    between servers and hands the rest to a fresh invocation with the same time."""
+    from chalicelib.lifecycle import sweep
+    from chalicelib.timeutil import parse_rfc3339
+
+    context = getattr(event, "context", None)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    summary = sweep.run_expiry_sweep(parse_rfc3339(event.time),
+                                     should_stop=(lambda: remaining() < 60_000) if remaining else None)
+    if not summary["complete"] and context is not None:
+        from chalicelib import aws
+
+        aws.client("lambda").invoke(FunctionName=context.function_name, InvocationType="Event",
+                                    Payload=json.dumps(event.to_dict()).encode())
+    return summary
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="payg_metering")
+def payg_metering(event):
+    from chalicelib.billing import metering
+    from chalicelib.timeutil import parse_rfc3339
+
+    return metering.run_metering(parse_rfc3339(event.time))
+
+
+@app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions")
+def cluster_actions(event):
+    """An action that failed but has attempts left raises, so SQS redelivers it after the visibility timeout."""
+    from chalicelib.clusters import executor
+
+    for record in event:
+        result = executor.from_queue_message(record.body)
+        if result["failed"] > result["dead"]:
+            raise RuntimeError(f"cluster action failed, will retry: {result}")

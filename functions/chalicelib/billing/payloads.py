@@ -1,0 +1,46 @@
+"""Payment gateway payloads (CONTRACT §1, /webhooks/payments)."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import AwareDatetime, Field
+
+from ..webhooks.envelope import Payload
+
+Id = Field(min_length=1, max_length=200)
+Fen = Field(ge=0, le=10**12)
+
+
+class OrderPaid(Payload):
+    order_id: str = Id
+    account_id: str = Id
+    server_id: str = Id
+    kind: Literal["new", "renewal", "upgrade"]
+    paid_at: AwareDatetime
+    amount: int = Fen
+    currency: Literal["CNY"]
+    billing_mode: Optional[Literal["monthly", "payg", "trial"]] = None
+    plan_id: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    region: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    months: Optional[int] = Field(default=None, ge=1, le=36)
+
+    def missing_fields(self) -> list[str]:
+        """Fields the contract requires for this kind (and billing mode)."""
+        need = {"new": ["billing_mode", "plan_id", "region"], "renewal": ["months"], "upgrade": ["plan_id"]}[self.kind]
+        if self.kind == "new" and self.billing_mode in ("monthly", "trial"):
+            need.append("months")
+        return [f for f in need if getattr(self, f) is None]
+
+
+class OrderRefunded(Payload):
+    order_id: str = Id
+    account_id: str = Id
+    server_id: str = Id
+    amount: int = Fen
+    refunded_at: AwareDatetime
+
+
+class AccountToppedUp(Payload):
+    account_id: str = Id
+    amount: int = Field(gt=0, le=10**12)
+    topped_up_at: AwareDatetime

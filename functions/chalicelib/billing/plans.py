@@ -1,0 +1,65 @@
+"""Plans and price versions (T2.5, R-PAY-2, R-NOTE-2)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field
+
+from ..domain.records import Plan, PriceVersion
+from ..errors import ConcurrentUpdate
+from ..notify import outbox
+from ..store import session as store
+from ..store.session import Session
+from ..timeutil import fmt, store_key
+from ..webhooks.envelope import Payload
+
+
+class PriceVersionBody(Payload):
+    monthly_price: int = Field(ge=0, le=10**12)
+    hourly_price: int = Field(ge=0, le=10**12)
+    effective_from: AwareDatetime
+
+
+def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> dict:
+    """A new price version; one with the same effective_from replaces it (a correction). A future
+    version is announced to every account with a server on the plan (R-NOTE-2); a past one is not."""
+    version = PriceVersion(monthly_price=body.monthly_price, hourly_price=body.hourly_price,
+                           effective_from=body.effective_from)
+    for _ in range(5):
+        s = Session()
+        plan = s.plan(plan_id) or Plan(plan_id=plan_id)
+        plan.versions = [v for v in plan.versions if v.effective_from != version.effective_from] + [version]
+        plan.versions.sort(key=lambda v: v.effective_from)
+        s.put_plan(plan)
+        try:
+            s.commit()
+            break
+        except ConcurrentUpdate:
+            continue
+    else:
+        raise ConcurrentUpdate(f"plan {plan_id} is being changed concurrently")
+    announced = _announce(plan_id, version, now) if version.effective_from > now else 0
+    return {"plan": plan_view(plan), "announced_to": announced}
+
+
+def _announce(plan_id: str, version: PriceVersion, now: datetime) -> int:
+    accounts = sorted({row.account_id for row in store.servers_on_plan(plan_id)})
+    cause = f"price_change#{plan_id}#{store_key(version.effective_from)}"
+    for account_id in accounts:
+        s = Session()
+        outbox.record(s, kind="price_change", account_id=account_id, cause=cause, at=now,
+                      details={"plan_id": plan_id, "monthly_price": version.monthly_price,
+                               "hourly_price": version.hourly_price,
+                               "effective_from": fmt(version.effective_from)})
+        try:
+            s.commit()
+        except ConcurrentUpdate:
+            continue  # announced already for this cause
+        outbox.publish(s.notifications)
+    return len(accounts)
+
+
+def plan_view(plan: Plan) -> dict:
+    return {"plan_id": plan.plan_id, "versions": [
+        {"monthly_price": v.monthly_price, "hourly_price": v.hourly_price,
+         "effective_from": fmt(v.effective_from)} for v in plan.versions]}

@@ -1,0 +1,149 @@
+"""Runs recorded cluster actions in order, per server (R-CLU-1 … R-CLU-4): quick retries with backoff
+for transient faults, an attempt count on the record, and the dead-letter state after the last one."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Callable, Protocol
+
+from ..domain.records import ClusterAction
+from ..errors import Conflict, NotFound
+from ..settings import get_settings
+from ..store import models as m
+from ..store import session as store
+from .errors import ClusterActionError
+
+log = logging.getLogger(__name__)
+QUICK_TRIES = 3
+
+
+class Performer(Protocol):
+    def __call__(self, action: ClusterAction) -> None: ...
+
+
+def perform(action: ClusterAction) -> None:
+    """The real thing: kubeconfig from Secrets Manager, workloads through the Kubernetes API (imported
+    only here), node groups through EKS."""
+    from .. import aws
+    from . import nodegroups
+    from .errors import NoCredentialsError
+
+    eks = aws.client("eks")
+    if action.kind == "destroy":
+        nodegroups.destroy_cluster(eks, action.server_id)
+        return
+    try:
+        secret = aws.client("secretsmanager").get_secret_value(SecretId=f"clusters/{action.server_id}/kubeconfig")
+    except Exception as exc:  # noqa: BLE001 - any failure to read credentials is reported the same way
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        raise NoCredentialsError(f"no kubeconfig for server {action.server_id} "
+                                 f"(secret clusters/{action.server_id}/kubeconfig: {code})") from None
+    from .kube import KubeWorkloads
+
+    workloads = KubeWorkloads(secret["SecretString"])
+    if action.kind == "stop":
+        workloads.stop()
+        nodegroups.stop_nodegroups(eks, action.server_id)
+    else:
+        nodegroups.start_nodegroups(eks, action.server_id)
+        workloads.start()
+
+
+def _save(row: m.ClusterActionRow, action: ClusterAction) -> None:
+    row.doc = action.model_dump(mode="json", exclude_none=True)
+    row.open_key = "open" if action.status in ("pending", "failed") else None
+    row.dead_key = "dead" if action.status == "dead" else None
+    row.save()  # the version attribute refuses a concurrent worker's stale write
+
+
+def _attempt(action: ClusterAction, performer: Performer, sleep: Callable[[float], None]) -> str | None:
+    base = get_settings().cluster_retry_base_seconds
+    for quick in range(QUICK_TRIES):
+        try:
+            performer(action)
+            return None
+        except ClusterActionError as exc:
+            if not exc.transient or quick == QUICK_TRIES - 1:
+                return str(exc)
+            sleep(base * (2 ** quick))
+        except Exception as exc:  # noqa: BLE001 - an unexpected fault is still a failed attempt, kept for replay
+            log.exception("cluster action %s failed unexpectedly", action.action_id)
+            return f"{type(exc).__name__}: {exc}"
+    return "unreachable"
+
+
+def run_for_server(server_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Run the server's open actions oldest first; stop at the first failure so order is kept."""
+    store.ensure_configured()
+    counts = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0}
+    max_attempts = get_settings().cluster_action_max_attempts
+    for row in m.ClusterActionRow.query(server_id, consistent_read=True):
+        action = ClusterAction.model_validate(row.doc)
+        if action.status not in ("pending", "failed"):
+            continue
+        counts["ran"] += 1
+        error = _attempt(action, performer, sleep)
+        action.attempts += 1
+        if error is None:
+            action.status, action.error = "succeeded", None
+            counts["succeeded"] += 1
+        else:
+            action.status = "dead" if action.attempts >= max_attempts else "failed"
+            action.error = error
+            counts["failed"] += 1
+            counts["dead"] += action.status == "dead"
+        _save(row, action)
+        if error is not None:
+            break
+    return counts
+
+
+def drain(performer: Performer = perform, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Run every open action now (local stack and tests; in AWS the queue triggers `cluster_actions`)."""
+    store.ensure_configured()
+    servers = sorted({row.server_id for row in m.ClusterActionRow.by_open.query("open")})
+    totals = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0}
+    for server_id in servers:
+        for key, value in run_for_server(server_id, performer, sleep).items():
+            totals[key] += value
+    return totals
+
+
+def dead_letters() -> dict:
+    store.ensure_configured()
+    items = []
+    for row in m.ClusterActionRow.by_dead.query("dead"):
+        a = ClusterAction.model_validate(row.doc)
+        items.append({"id": a.action_id, "server_id": a.server_id, "kind": a.kind,
+                      "attempts": a.attempts, "error": a.error})
+    return {"items": items}
+
+
+def replay(action_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Give a dead action a fresh set of attempts and run its server's queue now."""
+    store.ensure_configured()
+    rows = list(m.ClusterActionRow.by_dead.query("dead", m.ClusterActionRow.action_id == action_id))
+    if not rows:
+        raise NotFound(f"no dead letter {action_id!r}")
+    row = m.ClusterActionRow.get(rows[0].server_id, action_id, consistent_read=True)
+    action = ClusterAction.model_validate(row.doc)
+    if action.status != "dead":
+        raise Conflict(f"action {action_id!r} is {action.status}, not dead")
+    action.status, action.attempts = "pending", 0
+    _save(row, action)
+    result = run_for_server(action.server_id, performer, sleep)
+    final = ClusterAction.model_validate(m.ClusterActionRow.get(action.server_id, action_id, consistent_read=True).doc)
+    return {**result, "action": {"id": final.action_id, "server_id": final.server_id, "kind": final.kind,
+                                 "status": final.status, "attempts": final.attempts, "error": final.error}}
+
+
+def from_queue_message(body: str, performer: Performer = perform) -> dict:
+    """The SQS message only names the server: the records say what to do."""
+    import json
+
+    server_id = json.loads(body)["server_id"]
+    result = run_for_server(server_id, performer)
+    return result
+
+

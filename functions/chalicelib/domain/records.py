@@ -1,0 +1,161 @@
+"""The records the rules reason about: small pydantic types, no I/O (stored as JSON documents by `store/`)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+BillingMode = Literal["monthly", "payg", "trial"]
+State = Literal["active", "stopped", "destroyed"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class PriceVersion(Record):
+    monthly_price: int
+    hourly_price: int
+    effective_from: AwareDatetime
+
+
+class Plan(Record):
+    plan_id: str
+    versions: list[PriceVersion] = Field(default_factory=list)
+
+
+class Period(Record):
+    """One paid period [start, end) bought by a new or renewal order (R-LIFE-5)."""
+    order_id: str
+    start: AwareDatetime
+    end: AwareDatetime
+    amount: int
+    monthly_price: int
+    months: int
+    refunded: bool = False
+
+
+class PlanUse(Record):
+    plan_id: str
+    since: AwareDatetime
+
+
+class HistoryEvent(Record):
+    """Service-ending events kept for the free-period check (R-FREE-2 (8))."""
+    kind: str
+    at: AwareDatetime
+
+
+class PaygSegment(Record):
+    """R-PAY-6: an hour grid [anchor + k h, anchor + (k+1) h) while the server runs; `end` is the stop
+    time (hours starting at or after it are never charged); `charged` counts the hours billed."""
+    anchor: AwareDatetime
+    end: Optional[AwareDatetime] = None
+    charged: int = 0
+
+
+class FreePeriod(Record):
+    decision: Literal["granted", "denied"]
+    days: Optional[int] = None
+    reason: Optional[str] = None
+    due_by: Optional[AwareDatetime] = None
+    granted_at: Optional[AwareDatetime] = None
+    ticket_id: Optional[str] = None
+
+
+class Server(Record):
+    server_id: str
+    account_id: str
+    billing_mode: BillingMode
+    plan_id: str
+    region: str
+    state: State = "active"
+    service_start: AwareDatetime
+    expires_at: Optional[AwareDatetime] = None
+    stop_reasons: dict[str, AwareDatetime] = Field(default_factory=dict)
+    termination_reason: Optional[str] = None
+    hold_lifted_at: Optional[AwareDatetime] = None
+    retain_until: Optional[AwareDatetime] = None
+    reminded_for: Optional[AwareDatetime] = None
+    warned_for: Optional[AwareDatetime] = None
+    destroyed_at: Optional[AwareDatetime] = None
+    periods: list[Period] = Field(default_factory=list)
+    plan_history: list[PlanUse] = Field(default_factory=list)
+    history: list[HistoryEvent] = Field(default_factory=list)
+    payg_segments: list[PaygSegment] = Field(default_factory=list)
+    free_period: Optional[FreePeriod] = None
+
+
+class Account(Record):
+    account_id: str
+    balance: int = 0
+    violation: bool = False
+    agreement_ended: bool = False
+    server_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def in_arrears(self) -> bool:
+        """R-PAY-7: negative balance."""
+        return self.balance < 0
+
+
+class Order(Record):
+    order_id: str
+    account_id: str
+    server_id: Optional[str] = None
+    kind: str
+    amount: int
+    at: AwareDatetime
+    months: Optional[int] = None
+    plan_id: Optional[str] = None
+    status: Literal["applied", "held_for_review", "refunded"]
+    reason: Optional[str] = None
+    refunded_amount: int = 0
+
+
+class LedgerRow(Record):
+    """R-LIFE-7: one change of money or service time. `amount` is the balance delta (absent when the
+    balance does not move); `cash` is money that moved through the gateway (orders, gateway refunds)."""
+    at: AwareDatetime
+    kind: str
+    rule: str
+    account_id: str
+    server_id: Optional[str] = None
+    amount: Optional[int] = None
+    cash: Optional[int] = None
+    balance_before: Optional[int] = None
+    balance_after: Optional[int] = None
+    expires_at_before: Optional[AwareDatetime] = None
+    expires_at_after: Optional[AwareDatetime] = None
+    event_id: Optional[str] = None
+    cause: str
+    hours: Optional[int] = None
+    note: Optional[str] = None
+
+
+class Notification(Record):
+    target: str
+    cause: str
+    kind: str
+    at: AwareDatetime
+    account_id: str
+    server_id: Optional[str] = None
+    details: dict = Field(default_factory=dict)
+
+
+class ClusterAction(Record):
+    action_id: str
+    server_id: str
+    kind: Literal["stop", "start", "destroy"]
+    status: Literal["pending", "succeeded", "failed", "dead"] = "pending"
+    attempts: int = 0
+    error: Optional[str] = None
+    created_at: AwareDatetime
+    cause: str
+
+
+__all__ = [
+    "Account", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
+    "Order", "PaygSegment", "Period", "Plan", "PlanUse", "PriceVersion", "Server",
+]

@@ -1,0 +1,199 @@
+"""Filings and compensation tickets (R-FREE-1 … R-FREE-6): keeps each filing's history, decides at
+acceptance and extends at once, in the transaction that records the ticket."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..billing import rules as billing_rules
+from ..domain.records import FreePeriod, Server
+from ..errors import InvalidPayload, UnknownReference
+from ..lifecycle import effects
+from ..lifecycle import rules as life
+from ..notify import outbox
+from ..store import models as m
+from ..store.session import Session
+from ..timeutil import fmt, parse_rfc3339
+from . import rules
+from .payloads import (
+    CompensationAccepted, CompensationRequested, FilingApproved, FilingRejected, FilingSubmitted,
+    FilingWithdrawn,
+)
+
+
+# ---- filings ------------------------------------------------------------------------------------
+def _events(doc: dict) -> list[rules.FilingEvent]:
+    return [rules.FilingEvent(e["kind"], parse_rfc3339(e["at"])) for e in doc.get("events", [])]
+
+
+def _save_filing(s: Session, doc: dict) -> None:
+    s.put_doc(m.FilingRow, doc["filing_id"], doc, server_id=doc["server_id"])
+
+
+def filing_summary(doc: dict) -> dict:
+    events = _events(doc)
+    start, approved = rules.filing_clock_start(events), rules.approved_at(events)
+    return {"filing_id": doc["filing_id"], "server_id": doc["server_id"], "clock_start": fmt(start),
+            "approved_at": fmt(approved),
+            "filing_days": rules.free_days(start, approved) if start and approved else None}
+
+
+def filing_submitted(s: Session, event_id: str, p: FilingSubmitted) -> dict:
+    """Starts the filing clock, or resumes it after a withdrawal or rejection (R-FREE-1)."""
+    if s.server(p.server_id) is None:
+        raise UnknownReference(f"server {p.server_id!r} is not known")
+    doc = s.row_doc(m.FilingRow, p.filing_id)
+    if doc is None:
+        doc = {"filing_id": p.filing_id, "server_id": p.server_id, "website": p.website,
+               "is_change": p.is_change, "events": []}
+    elif doc["server_id"] != p.server_id:
+        raise InvalidPayload(f"filing {p.filing_id!r} belongs to server {doc['server_id']!r}", ["data.server_id"])
+    doc["events"].append({"kind": "submitted", "at": p.submitted_at.isoformat(), "event_id": event_id})
+    _save_filing(s, doc)
+    return filing_summary(doc)
+
+
+def _filing_event(kind: str, field: str):
+    def apply(s: Session, event_id: str, p) -> dict:
+        doc = s.row_doc(m.FilingRow, p.filing_id)
+        if doc is None:
+            raise UnknownReference(f"filing {p.filing_id!r} is not known")
+        doc["events"].append({"kind": kind, "at": getattr(p, field).isoformat(), "event_id": event_id})
+        _save_filing(s, doc)
+        return filing_summary(doc)
+    apply.__doc__ = f"R-FREE-1: records that the filing was {kind}."
+    return apply
+
+
+filing_withdrawn = _filing_event("withdrawn", "withdrawn_at")
+filing_rejected = _filing_event("rejected", "rejected_at")
+filing_approved = _filing_event("approved", "approved_at")
+
+
+# ---- compensation --------------------------------------------------------------------------------
+def _other_first_filing_before(filing: dict, approved: datetime | None) -> bool:
+    """R-FREE-2 (3): another non-change filing of this server approved before this one."""
+    if approved is None:
+        return False
+    for row in m.FilingRow.by_server.query(filing["server_id"]):
+        other = row.doc
+        if other["filing_id"] == filing["filing_id"] or other.get("is_change"):
+            continue
+        other_approved = rules.approved_at(_events(other))
+        if other_approved is not None and other_approved < approved:
+            return True
+    return False
+
+
+def _service_ended(server: Server, start: datetime | None, approved: datetime | None) -> bool:
+    """R-FREE-2 (8): an expiry, refund, unsubscription, replacement or termination during the filing,
+    even if the server was renewed later."""
+    if start is None or approved is None:
+        return False
+    history = [(h.kind, h.at) for h in server.history]
+    if server.expires_at is not None and server.billing_mode != "payg":
+        history.append(("expired", server.expires_at))
+    return rules.service_ended_between(history, start, approved)
+
+
+def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, at: datetime) -> dict:
+    """R-FREE-1, R-FREE-2, R-FREE-5: the decision as of `at` (days included when eligible)."""
+    events = [e for e in _events(filing) if e.at <= at]
+    start, approved = rules.filing_clock_start(events), rules.approved_at(events)
+    facts = rules.EligibilityFacts(
+        application_server_id=ticket["server_id"], filing_server_id=filing["server_id"],
+        filing_approved=approved is not None, filing_is_change=bool(filing.get("is_change")),
+        other_first_filing_approved_before=_other_first_filing_before(filing, approved),
+        billing_mode=server.billing_mode, region=server.region,
+        already_granted=server.free_period is not None and server.free_period.decision == "granted",
+        service_ended_during_filing=_service_ended(server, start, approved),
+        account_violation=account_violation, server_violation="violation" in server.stop_reasons,
+    )
+    reason = rules.denial_reason(facts)
+    if reason:
+        return {"decision": "denied", "reason": reason}
+    days = rules.free_days(start, approved)
+    old_plan = billing_rules.plan_at(server.plan_history, start, server.plan_id)
+    new_plan = billing_rules.plan_at(server.plan_history, approved, server.plan_id)
+    return {"decision": "granted", "days": days, "old_plan": old_plan, "new_plan": new_plan, "approved_at": approved}
+
+
+def _convert(s: Session, days: int, old_plan: str, new_plan: str, approved: datetime) -> int:
+    """R-FREE-5: converted at the value of the plan in use at the filing's start (A→B→A is no change)."""
+    if old_plan == new_plan:
+        return days
+    old = billing_rules.price_in_force(s.plan(old_plan), approved)
+    new = billing_rules.price_in_force(s.plan(new_plan), approved)
+    if old is None or new is None or new.monthly_price == 0:
+        return days
+    return rules.convert_days_for_upgrade(days, old.monthly_price, new.monthly_price)
+
+
+def _load_for_ticket(s: Session, server_id: str, filing_id: str):
+    server = s.server(server_id)
+    if server is None:
+        raise UnknownReference(f"server {server_id!r} is not known")
+    filing = s.row_doc(m.FilingRow, filing_id)
+    if filing is None:
+        raise UnknownReference(f"filing {filing_id!r} is not known")
+    account = s.account(server.account_id)
+    return server, filing, bool(account and account.violation)
+
+
+def compensation_requested(s: Session, event_id: str, p: CompensationRequested) -> dict:
+    """R-FREE-3: records the application; answers a preliminary decision."""
+    existing = s.row_doc(m.TicketRow, p.ticket_id)
+    if existing is not None:
+        return {"ticket_id": p.ticket_id, "status": existing["status"], **existing.get("preliminary", {})}
+    server, filing, violation = _load_for_ticket(s, p.server_id, p.filing_id)
+    ticket = {"ticket_id": p.ticket_id, "filing_id": p.filing_id, "server_id": p.server_id,
+              "requested_at": p.requested_at.isoformat(), "status": "requested"}
+    verdict = assess(server, violation, ticket, filing, p.requested_at)
+    preliminary = {"decision": "eligible" if verdict["decision"] == "granted" else "denied"}
+    if verdict["decision"] == "denied":
+        preliminary["reason"] = verdict["reason"]
+    else:
+        preliminary["days"] = _convert(s, verdict["days"], verdict["old_plan"], verdict["new_plan"], verdict["approved_at"])
+    ticket["preliminary"] = preliminary
+    s.put_doc(m.TicketRow, p.ticket_id, ticket)
+    return {"ticket_id": p.ticket_id, "status": "requested", **preliminary}
+
+
+def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) -> dict:
+    """R-FREE-2 … R-FREE-6: decided at acceptance, extended at once, due within one working day;
+    the server row's version makes repeated or concurrent applications grant at most once."""
+    ticket = s.row_doc(m.TicketRow, p.ticket_id)
+    if ticket is None:
+        raise UnknownReference(f"ticket {p.ticket_id!r} is not known")
+    if ticket.get("decision"):
+        return ticket["decision"]
+    server, filing, violation = _load_for_ticket(s, ticket["server_id"], ticket["filing_id"])
+    due = rules.due_by(p.accepted_at)
+    verdict = assess(server, violation, ticket, filing, p.accepted_at)
+    if verdict["decision"] == "denied":
+        outcome = {"decision": "denied", "reason": verdict["reason"], "due_by": fmt(due)}
+        if not (server.free_period and server.free_period.decision == "granted"):
+            server.free_period = FreePeriod(decision="denied", reason=verdict["reason"], due_by=due,
+                                            ticket_id=p.ticket_id)
+        outbox.record(s, kind="free_period_denied", account_id=server.account_id, server_id=server.server_id,
+                      cause=f"free_period#{p.ticket_id}", at=p.accepted_at, details={"reason": verdict["reason"]})
+    else:
+        days = _convert(s, verdict["days"], verdict["old_plan"], verdict["new_plan"], verdict["approved_at"])
+        before = server.expires_at
+        server.expires_at = life.add_free_days(before, days)
+        server.free_period = FreePeriod(decision="granted", days=days, due_by=due, granted_at=p.accepted_at,
+                                        ticket_id=p.ticket_id)
+        if "expired" in server.stop_reasons and server.expires_at > p.accepted_at:
+            effects.lift(s, server, "expired", p.accepted_at, f"event:{event_id}")
+        effects.ledger(s, server, server.account_id, at=p.accepted_at, kind="free_period", rule="R-FREE-4",
+                       cause=f"event:{event_id}", event_id=event_id, expires_at_before=before,
+                       expires_at_after=server.expires_at, note=f"{days} free days, no cash value (R-PAY-9)")
+        outbox.record(s, kind="free_period_granted", account_id=server.account_id, server_id=server.server_id,
+                      cause=f"free_period#{p.ticket_id}", at=p.accepted_at,
+                      details={"days": days, "expires_at": fmt(server.expires_at)})
+        outcome = {"decision": "granted", "days": days, "expires_at": fmt(server.expires_at),
+                   "due_by": fmt(due), "granted_at": fmt(p.accepted_at)}
+    ticket.update(status="decided", engineer_id=p.engineer_id, accepted_at=p.accepted_at.isoformat(),
+                  decision=outcome)
+    s.put_doc(m.TicketRow, p.ticket_id, ticket)
+    effects.save_server(s, server)
+    return outcome

@@ -1,0 +1,79 @@
+"""What follows a lifecycle decision inside one unit of work: the server row with its index keys,
+the cluster action, the notification and the ledger row (R-LIFE-1 … R-LIFE-7, R-CLU-4, R-NOTE-1)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..billing import rules as billing_rules
+from ..clusters import queue as cluster_queue
+from ..domain.records import Account, HistoryEvent, LedgerRow, Server
+from ..notify import outbox
+from ..store.session import Session
+from ..timeutil import fmt, store_key
+from . import rules
+
+
+def save_server(s: Session, server: Server) -> None:
+    """Persist with the keys of the sweep's due index and the metering index kept in step."""
+    rules.refresh(server)
+    meter_at = None
+    if server.billing_mode == "payg" and server.state != "destroyed":
+        meter_at = billing_rules.next_unbilled_hour(server.payg_segments)
+    s.put_server(server, due_at=rules.next_due(server), meter_at=meter_at)
+
+
+def ledger(s: Session, server: Server | None, account_id: str, *, at: datetime, kind: str, rule: str,
+           cause: str, event_id: str | None = None, **fields) -> None:
+    s.add_ledger(LedgerRow(at=at, kind=kind, rule=rule, account_id=account_id,
+                           server_id=server.server_id if server else None, cause=cause,
+                           event_id=event_id, **fields))
+
+
+def stop(s: Session, server: Server, reason: str, at: datetime, cause: str) -> bool:
+    """Add a stop reason (R-LIFE-2); when the server goes from active to stopped, its cluster is
+    stopped (R-CLU-1), pay-as-you-go hours stop (R-PAY-6) and the account is told (R-NOTE-1)."""
+    went_stopped = rules.add_reason(server, reason, at)
+    if reason in ("expired", "terminated"):
+        server.history.append(HistoryEvent(kind=reason, at=at))
+    if went_stopped:
+        billing_rules.close_segment(server.payg_segments, at)
+        cluster_queue.request(s, server.server_id, "stop", at, cause)
+        outbox.record(s, kind="stopped", account_id=server.account_id, server_id=server.server_id,
+                      cause=f"stopped#{reason}#{store_key(at)}", at=at,
+                      details={"reason": rules.strongest_reason(server.stop_reasons),
+                               "retain_until": fmt(server.retain_until)})
+    return went_stopped
+
+
+def lift(s: Session, server: Server, reason: str, at: datetime, cause: str) -> bool:
+    """Lift one reason (R-LIFE-2b); when nothing holds any more the cluster starts again (R-CLU-2)."""
+    went_active = rules.lift_reason(server, reason, at)
+    if went_active:
+        if server.billing_mode == "payg":
+            billing_rules.open_segment(server.payg_segments, at)
+        cluster_queue.request(s, server.server_id, "start", at, cause)
+    return went_active
+
+
+def destroy(s: Session, server: Server, at: datetime, cause: str) -> None:
+    """R-LIFE-4: data deleted (R-CLU-3), the server never comes back."""
+    server.destroyed_at = at
+    rules.refresh(server)
+    cluster_queue.request(s, server.server_id, "destroy", at, cause)
+    outbox.record(s, kind="destroyed", account_id=server.account_id, server_id=server.server_id,
+                  cause=f"destroyed#{store_key(at)}", at=at)
+
+
+def terminate(s: Session, server: Server, account: Account, at: datetime, termination_reason: str,
+              cause: str) -> None:
+    """R-LIFE-5: terminated now; the account's agreement ends when all its servers are closed."""
+    server.termination_reason = termination_reason
+    if termination_reason in ("unsubscribed", "replaced"):
+        server.history.append(HistoryEvent(kind=termination_reason, at=at))
+    stop(s, server, "terminated", at, cause)
+
+
+def agreement_ended(account: Account, servers: list[Server]) -> bool:
+    """T7.3.2: closing all of an account's servers ends its agreement."""
+    return bool(servers) and all(
+        sv.state == "destroyed" or "terminated" in sv.stop_reasons for sv in servers)

@@ -1,0 +1,144 @@
+"""Pure lifecycle rules: stop reasons and their strength, retention, what the daily sweep owes a server (SPEC §2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Optional
+
+from ..domain.records import Server
+from ..timeutil import add_days, local_date, local_midnight
+
+# R-LIFE-2 / R-LIFE-2b: strongest first; who may lift it; whether it starts the retention clock (R-LIFE-3).
+STOP_REASONS = {
+    #  reason               strength  lifted_by   starts_retention
+    "terminated":          (5,        None,       True),
+    "security_incident":   (4,        "operator", False),
+    "violation":           (3,        "operator", False),
+    "arrears":             (2,        "payment",  True),
+    "expired":             (1,        "payment",  True),
+}
+OPERATOR_REASONS = frozenset(r for r, (_, who, _) in STOP_REASONS.items() if who == "operator")
+RETENTION_DAYS = 7
+REMINDER_LEAD = timedelta(days=7)
+WARNING_LEAD = timedelta(days=1)
+
+
+def strongest_reason(reasons) -> Optional[str]:
+    """R-LIFE-2b: the reason shown as `stop_reason`."""
+    return max(reasons, key=lambda r: STOP_REASONS[r][0]) if reasons else None
+
+
+def state_of(server: Server) -> str:
+    if server.destroyed_at is not None:
+        return "destroyed"
+    return "stopped" if server.stop_reasons else "active"
+
+
+def retention_start(server: Server) -> Optional[datetime]:
+    """R-LIFE-3: when the service ended, for the retention clock. None while an operator holds the
+    server (data is kept) or while nothing that starts retention holds. (reading) After an operator
+    hold is lifted, the clock counts from the later of the end and the lift, so the hold never eats
+    into the customer's seven days."""
+    reasons = server.stop_reasons
+    if not reasons or any(r in OPERATOR_REASONS for r in reasons):
+        return None
+    starts = [since for r, since in reasons.items() if STOP_REASONS[r][2]]
+    if not starts:
+        return None
+    start = min(starts)
+    if server.hold_lifted_at and server.hold_lifted_at > start:
+        start = server.hold_lifted_at
+    return start
+
+
+def retain_until(ended_at: datetime) -> datetime:
+    """R-LIFE-3 (reading): kept 7 natural days after the local day the service ended, until 00:00
+    Asia/Shanghai at the start of the 8th day. Ended 2026-03-10 → 2026-03-18T00:00:00+08:00."""
+    return local_midnight(local_date(ended_at) + timedelta(days=RETENTION_DAYS + 1))
+
+
+def refresh(server: Server) -> Server:
+    """Derived fields: state and retain_until follow the stop reasons."""
+    server.state = state_of(server)
+    if server.state == "destroyed":
+        server.retain_until = None
+    else:
+        start = retention_start(server)
+        server.retain_until = retain_until(start) if start else None
+    return server
+
+
+def add_reason(server: Server, reason: str, at: datetime) -> bool:
+    """R-LIFE-2b: several reasons may hold; the first time a reason is given is kept. True if the
+    server went from active to stopped."""
+    was_active = state_of(server) == "active"
+    server.stop_reasons.setdefault(reason, at)
+    refresh(server)
+    return was_active and server.state == "stopped"
+
+
+def lift_reason(server: Server, reason: str, at: datetime) -> bool:
+    """R-LIFE-2b: lifting one reason leaves the others. True if the server became active again."""
+    if reason not in server.stop_reasons or server.state == "destroyed":
+        return False
+    del server.stop_reasons[reason]
+    if reason in OPERATOR_REASONS:
+        server.hold_lifted_at = at
+    refresh(server)
+    return server.state == "active"
+
+
+@dataclass(frozen=True)
+class SweepStep:
+    kind: str  # "remind" | "expire" | "warn" | "destroy"
+    at: datetime
+
+
+def is_package(server: Server) -> bool:
+    return server.billing_mode in ("monthly", "trial")
+
+
+def next_due(server: Server) -> Optional[datetime]:
+    """When the daily sweep must next look at this server (the sparse due-date index), or None."""
+    if server.state == "destroyed":
+        return None
+    if server.state == "active":
+        if not is_package(server) or server.expires_at is None:
+            return None
+        remind_at = server.expires_at - REMINDER_LEAD
+        if server.reminded_for != server.expires_at and server.billing_mode == "monthly":
+            return remind_at
+        return server.expires_at
+    if server.retain_until is None:
+        return None
+    if server.warned_for != server.retain_until:
+        return server.retain_until - WARNING_LEAD
+    return server.retain_until
+
+
+def sweep_steps(server: Server, now: datetime) -> list[SweepStep]:
+    """R-PAY-8, R-LIFE-1, R-LIFE-3, R-LIFE-4: what the sweep at `now` does to this server, in order."""
+    steps: list[SweepStep] = []
+    if server.state == "active" and is_package(server) and server.expires_at is not None:
+        if server.expires_at <= now:
+            steps.append(SweepStep("expire", server.expires_at))
+        elif (server.billing_mode == "monthly" and server.expires_at - REMINDER_LEAD <= now
+              and server.reminded_for != server.expires_at):
+            steps.append(SweepStep("remind", now))
+    return steps
+
+
+def retention_steps(server: Server, now: datetime) -> list[SweepStep]:
+    """After stopping: warn one day before destruction, destroy at or after retain_until."""
+    if server.state != "stopped" or server.retain_until is None:
+        return []
+    if server.retain_until <= now:
+        return [SweepStep("destroy", now)]
+    if server.retain_until - WARNING_LEAD <= now and server.warned_for != server.retain_until:
+        return [SweepStep("warn", now)]
+    return []
+
+
+def add_free_days(expires_at: datetime, days: int) -> datetime:
+    """R-FREE-4: whole days of 24 h appended at the end."""
+    return add_days(expires_at, days)

@@ -1,0 +1,125 @@
+"""Operators' actions on servers and accounts (R-LIFE-2, R-LIFE-5, R-LIFE-6, P-II(6))."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from ..billing import rules as billing_rules
+from ..billing.payments import Work, change_balance, load_account
+from ..clusters import queue as cluster_queue
+from ..errors import Conflict, ConcurrentUpdate, NotFound
+from ..lifecycle import effects
+from ..lifecycle import rules as life
+from ..notify import outbox
+from ..store.session import Session
+from ..webhooks.envelope import Payload
+from . import views
+
+
+class SuspendBody(Payload):
+    reason: Literal["violation", "security_incident"]
+    note: Optional[str] = Field(default=None, max_length=2000)
+
+
+class ResumeBody(Payload):
+    note: Optional[str] = Field(default=None, max_length=2000)
+
+
+class TerminateBody(Payload):
+    reason: Literal["user_closed", "replaced", "breach", "security_incident", "provider_announcement", "consensus"]
+    note: Optional[str] = Field(default=None, max_length=2000)
+
+
+class ViolationBody(Payload):
+    flag: bool
+    note: Optional[str] = Field(default=None, max_length=2000)
+
+
+def _run(change):
+    """Run a decision in a fresh unit of work until it commits without a concurrent change."""
+    for _ in range(5):
+        s = Session()
+        result = change(s)
+        try:
+            s.commit()
+        except ConcurrentUpdate:
+            continue
+        outbox.publish(s.notifications)
+        cluster_queue.announce(s.actions)
+        return result
+    raise ConcurrentUpdate("the record kept changing; try again")
+
+
+def _load(w: Work, server_id: str):
+    server = w.server(server_id)
+    if server is None:
+        raise NotFound(f"server {server_id!r} is not known")
+    if server.state == "destroyed":
+        raise Conflict(f"server {server_id!r} is destroyed")
+    return server
+
+
+def suspend(server_id: str, body: SuspendBody, at: datetime, actor: str) -> dict:
+    """R-LIFE-2: an operator hold (violation, security incident) stops the server and keeps its data."""
+    def change(s):
+        w = Work(s, None, f"ops:{actor}:suspend")
+        server = _load(w, server_id)
+        effects.stop(s, server, body.reason, at, w.cause)
+        w.save()
+        return server
+    return views.server_view(_run(change))
+
+
+def resume(server_id: str, body: ResumeBody, at: datetime, actor: str) -> dict:
+    """R-LIFE-2b: lifts the operator holds; other reasons (expired, arrears, terminated) stay."""
+    def change(s):
+        w = Work(s, None, f"ops:{actor}:resume")
+        server = _load(w, server_id)
+        held = [r for r in server.stop_reasons if r in life.OPERATOR_REASONS]
+        if not held:
+            raise Conflict(f"server {server_id!r} has no operator suspension")
+        for reason in held:
+            effects.lift(s, server, reason, at, w.cause)
+        w.save()
+        return server
+    return views.server_view(_run(change))
+
+
+def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> dict:
+    """R-LIFE-5/R-LIFE-6: terminated now; computed refunds (security incident, provider announcement)
+    are credited to the balance with a ledger row; free days belong to no paid period."""
+    def change(s):
+        w = Work(s, None, f"ops:{actor}:terminate")
+        server = _load(w, server_id)
+        if "terminated" in server.stop_reasons:
+            raise Conflict(f"server {server_id!r} is already terminated")
+        account = load_account(w, server.account_id)
+        refund = billing_rules.termination_refund(body.reason, server.periods, at)
+        for period in server.periods:
+            if not period.refunded and period.end > at and billing_rules.REFUND_RULES[body.reason]:
+                period.refunded = True
+        if refund:
+            change_balance(w, refund, at, kind="refund", rule="R-LIFE-5", server=server, note=body.reason)
+        effects.terminate(s, server, account, at, body.reason, w.cause)
+        servers = [w.server(sid) for sid in account.server_ids]
+        account.agreement_ended = effects.agreement_ended(account, [sv for sv in servers if sv])
+        w.save()
+        return server, refund
+    server, refund = _run(change)
+    return {"server": views.server_view(server), "refund": refund}
+
+
+def set_violation(account_id: str, body: ViolationBody, at: datetime, actor: str) -> dict:
+    """P-II(6): a violation mark on the account (it denies the free period)."""
+    def change(s):
+        w = Work(s, None, f"ops:{actor}:violation")
+        account = s.account(account_id)
+        if account is None:
+            raise NotFound(f"account {account_id!r} is not known")
+        w.account = account
+        account.violation = body.flag
+        w.save()
+        return account
+    return views.account_view(_run(change))

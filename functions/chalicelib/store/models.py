@@ -1,0 +1,182 @@
+"""PynamoDB models of the tables defined once in `infra/resources.json`; each row keeps its record as a JSON document."""
+from __future__ import annotations
+
+import os
+
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.models import Model
+
+from ..settings import get_settings
+
+
+class _Meta:
+    billing_mode = "PAY_PER_REQUEST"
+
+
+def _meta(name: str) -> type:
+    return type("Meta", (_Meta,), {"table_name": "billing-" + name, "table_suffix": name})
+
+
+def _index(name: str, projection=None):
+    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection()})
+
+
+class DueIndex(GlobalSecondaryIndex):
+    Meta = _index("by_due")
+    due_shard = UnicodeAttribute(hash_key=True)
+    due_at = UnicodeAttribute(range_key=True)
+
+
+class MeterIndex(GlobalSecondaryIndex):
+    Meta = _index("by_meter")
+    meter_shard = UnicodeAttribute(hash_key=True)
+    meter_at = UnicodeAttribute(range_key=True)
+
+
+class PlanIndex(GlobalSecondaryIndex):
+    Meta = _index("by_plan", IncludeProjection(["account_id"]))
+    plan_id = UnicodeAttribute(hash_key=True)
+
+
+class ServerRow(Model):
+    Meta = _meta("servers")
+    server_id = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute()
+    plan_id = UnicodeAttribute()
+    state = UnicodeAttribute()
+    due_shard = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+    meter_shard = UnicodeAttribute(null=True)
+    meter_at = UnicodeAttribute(null=True)
+    doc = JSONAttribute()
+    version = VersionAttribute()
+    by_due = DueIndex()
+    by_meter = MeterIndex()
+    by_plan = PlanIndex()
+
+
+class AccountRow(Model):
+    Meta = _meta("accounts")
+    account_id = UnicodeAttribute(hash_key=True)
+    doc = JSONAttribute()
+    version = VersionAttribute()
+
+
+class LedgerByServer(GlobalSecondaryIndex):
+    Meta = _index("by_server")
+    server_id = UnicodeAttribute(hash_key=True)
+    row_id = UnicodeAttribute(range_key=True)
+
+
+class LedgerRowModel(Model):
+    Meta = _meta("ledger")
+    account_id = UnicodeAttribute(hash_key=True)
+    row_id = UnicodeAttribute(range_key=True)
+    server_id = UnicodeAttribute(null=True)
+    doc = JSONAttribute()
+    by_server = LedgerByServer()
+
+
+class EventRow(Model):
+    """Idempotency marker of a delivered event, written in the same transaction as its effects."""
+    Meta = _meta("events")
+    event_key = UnicodeAttribute(hash_key=True)
+    body_hash = UnicodeAttribute()
+    response = JSONAttribute()
+    at = UnicodeAttribute()
+
+
+class OrderRow(Model):
+    Meta = _meta("orders")
+    order_id = UnicodeAttribute(hash_key=True)
+    doc = JSONAttribute()
+    version = VersionAttribute()
+
+
+class PlanRow(Model):
+    Meta = _meta("plans")
+    plan_id = UnicodeAttribute(hash_key=True)
+    doc = JSONAttribute()
+    version = VersionAttribute()
+
+
+class NotificationRow(Model):
+    """One row per (target, cause): the key itself makes a notification at most once per cause."""
+    Meta = _meta("notifications")
+    target = UnicodeAttribute(hash_key=True)
+    cause = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()
+    doc = JSONAttribute()
+
+
+class OpenActions(GlobalSecondaryIndex):
+    Meta = _index("by_open")
+    open_key = UnicodeAttribute(hash_key=True)
+    action_id = UnicodeAttribute(range_key=True)
+
+
+class DeadActions(GlobalSecondaryIndex):
+    Meta = _index("by_dead")
+    dead_key = UnicodeAttribute(hash_key=True)
+    action_id = UnicodeAttribute(range_key=True)
+
+
+class ClusterActionRow(Model):
+    Meta = _meta("cluster-actions")
+    server_id = UnicodeAttribute(hash_key=True)
+    action_id = UnicodeAttribute(range_key=True)
+    open_key = UnicodeAttribute(null=True)
+    dead_key = UnicodeAttribute(null=True)
+    doc = JSONAttribute()
+    version = VersionAttribute()
+    by_open = OpenActions()
+    by_dead = DeadActions()
+
+
+class FilingsByServer(GlobalSecondaryIndex):
+    Meta = _index("by_server")
+    server_id = UnicodeAttribute(hash_key=True)
+    filing_id = UnicodeAttribute(range_key=True)
+
+
+class FilingRow(Model):
+    Meta = _meta("filings")
+    filing_id = UnicodeAttribute(hash_key=True)
+    server_id = UnicodeAttribute()
+    doc = JSONAttribute()
+    version = VersionAttribute()
+    by_server = FilingsByServer()
+
+
+class TicketRow(Model):
+    Meta = _meta("tickets")
+    ticket_id = UnicodeAttribute(hash_key=True)
+    doc = JSONAttribute()
+    version = VersionAttribute()
+
+
+class RunRow(Model):
+    """Checkpoints and summaries of sweep runs."""
+    Meta = _meta("runs")
+    run_id = UnicodeAttribute(hash_key=True)
+    doc = JSONAttribute()
+    count = NumberAttribute(default=0)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    ServerRow, AccountRow, LedgerRowModel, EventRow, OrderRow, PlanRow,
+    NotificationRow, ClusterActionRow, FilingRow, TicketRow, RunRow,
+)
+
+
+def configure() -> None:
+    """Point every model at the configured tables and endpoint (CONTRACT §5: AWS_ENDPOINT_URL[_DYNAMODB])."""
+    settings = get_settings()
+    host = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
+    for model in ALL_MODELS:
+        wanted = (settings.table(model.Meta.table_suffix), settings.region, host)
+        if (model.Meta.table_name, getattr(model.Meta, "region", None), getattr(model.Meta, "host", None)) == wanted:
+            continue  # keep the connection (a botocore client costs ~50 ms to make)
+        model.Meta.table_name, model.Meta.region, model.Meta.host = wanted
+        model._connection = None

@@ -1,0 +1,258 @@
+"""The one transaction helper: a unit of work that reads records, collects every change with its
+idempotency marker and commits them in a single DynamoDB transaction (or not at all)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from ..domain.records import (
+    Account, ClusterAction, LedgerRow, Notification, Order, Plan, Server,
+)
+from ..errors import ConcurrentUpdate
+from ..settings import get_settings
+from ..timeutil import store_key
+from . import models as m
+
+SHARDS = 8
+_configured = False
+
+
+def ensure_configured() -> None:
+    global _configured
+    if not _configured:
+        m.configure()
+        _configured = True
+
+
+def reconfigure() -> None:
+    """Tests point the store at another emulator or prefix."""
+    global _configured
+    _configured = False
+    ensure_configured()
+
+
+def shard_of(key: str) -> str:
+    return str(int(hashlib.sha256(key.encode()).hexdigest(), 16) % SHARDS)
+
+
+def body_hash(value: Any) -> str:
+    """Hash of a JSON value, independent of key order and spacing."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _connection() -> Connection:
+    settings = get_settings()
+    host = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return _cached_connection(settings.region, host)
+
+
+@lru_cache(maxsize=4)
+def _cached_connection(region: str, host: str | None) -> Connection:
+    """One connection (one botocore client) per process and endpoint: a client costs ~50 ms to make."""
+    return Connection(region=region, host=host)
+
+
+def _doc(record) -> dict:
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass
+class EventMarker:
+    key: str
+    body_hash: str
+    response: dict | None = None
+
+
+class Session:
+    """Reads through an identity map (so writes carry the version they were read at) and commits once."""
+
+    def __init__(self) -> None:
+        ensure_configured()
+        self._rows: dict[tuple[str, str], m.Model] = {}
+        self._writes: list[tuple[str, Any, Any]] = []
+        self.committed = False
+
+    # ---- reads ----------------------------------------------------------------------------
+    def prefetch(self, *, event_key: str | None = None, server_id: str | None = None,
+                 account_id: str | None = None, order_id: str | None = None,
+                 plan_id: str | None = None, filing_id: str | None = None,
+                 ticket_id: str | None = None) -> dict:
+        """One TransactGetItems for everything a webhook names up front (one read request)."""
+        wanted = [(k, cls, v) for k, cls, v in (
+            ("event", m.EventRow, event_key), ("server", m.ServerRow, server_id),
+            ("account", m.AccountRow, account_id), ("order", m.OrderRow, order_id),
+            ("plan", m.PlanRow, plan_id), ("filing", m.FilingRow, filing_id),
+            ("ticket", m.TicketRow, ticket_id)) if v]
+        futures = {}
+        with TransactGet(connection=_connection()) as tg:
+            for name, cls, key in wanted:
+                futures[name] = (cls, key, tg.get(cls, key))
+        found = {}
+        for name, (cls, key, future) in futures.items():
+            try:
+                row = future.get()
+            except DoesNotExist:
+                row = None
+            self._rows[(cls.__name__, key)] = row
+            found[name] = row
+        return found
+
+    def _get(self, cls, key):
+        ident = (cls.__name__, key)
+        if ident not in self._rows:
+            try:
+                self._rows[ident] = cls.get(key, consistent_read=True)
+            except DoesNotExist:
+                self._rows[ident] = None
+        return self._rows[ident]
+
+    def event(self, key: str) -> EventMarker | None:
+        row = self._get(m.EventRow, key)
+        return EventMarker(row.event_key, row.body_hash, row.response) if row else None
+
+    def server(self, server_id: str) -> Server | None:
+        row = self._get(m.ServerRow, server_id)
+        return Server.model_validate(row.doc) if row else None
+
+    def account(self, account_id: str) -> Account | None:
+        row = self._get(m.AccountRow, account_id)
+        return Account.model_validate(row.doc) if row else None
+
+    def order(self, order_id: str) -> Order | None:
+        row = self._get(m.OrderRow, order_id)
+        return Order.model_validate(row.doc) if row else None
+
+    def plan(self, plan_id: str) -> Plan | None:
+        row = self._get(m.PlanRow, plan_id)
+        return Plan.model_validate(row.doc) if row else None
+
+    def row_doc(self, cls, key) -> dict | None:
+        row = self._get(cls, key)
+        return row.doc if row else None
+
+    def adopt_server_row(self, row: m.ServerRow) -> Server:
+        """Use a row read from an index (sweeps) as if read here; the version condition catches staleness."""
+        self._rows[("ServerRow", row.server_id)] = row
+        return Server.model_validate(row.doc)
+
+    # ---- writes ---------------------------------------------------------------------------
+    def _versioned(self, cls, key, **attrs):
+        previous = self._rows.get((cls.__name__, key))
+        row = cls(key, **attrs)
+        if previous is not None and previous.version is not None:
+            row.version = previous.version
+        return row
+
+    def put_server(self, server: Server, due_at: datetime | None, meter_at: datetime | None) -> None:
+        row = self._versioned(
+            m.ServerRow, server.server_id, account_id=server.account_id, plan_id=server.plan_id,
+            state=server.state, doc=_doc(server),
+            due_shard=shard_of(server.server_id) if due_at else None,
+            due_at=store_key(due_at) if due_at else None,
+            meter_shard=shard_of(server.server_id) if meter_at else None,
+            meter_at=store_key(meter_at) if meter_at else None,
+        )
+        self._writes.append(("save", row, None))
+
+    def put_account(self, account: Account) -> None:
+        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account)), None))
+
+    def put_order(self, order: Order) -> None:
+        self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
+
+    def put_plan(self, plan: Plan) -> None:
+        self._writes.append(("save", self._versioned(m.PlanRow, plan.plan_id, doc=_doc(plan)), None))
+
+    def put_doc(self, cls, key: str, doc: dict, **attrs) -> None:
+        self._writes.append(("save", self._versioned(cls, key, doc=doc, **attrs), None))
+
+    def add_ledger(self, row: LedgerRow) -> None:
+        self._ledger_seq = getattr(self, "_ledger_seq", 0) + 1
+        row_id = f"{store_key(row.at)}#{row.cause}#{self._ledger_seq:03d}"
+        model = m.LedgerRowModel(row.account_id, row_id, server_id=row.server_id, doc=_doc(row))
+        self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
+
+    def add_notification(self, note: Notification) -> None:
+        model = m.NotificationRow(note.target, note.cause, status="recorded", doc=_doc(note))
+        self._writes.append(("save", model, m.NotificationRow.cause.does_not_exist()))
+        self.notifications.append(note)
+
+    def add_cluster_action(self, action: ClusterAction) -> None:
+        model = m.ClusterActionRow(action.server_id, action.action_id, open_key="open", doc=_doc(action))
+        self._writes.append(("save", model, None))
+        self.actions.append(action)
+
+    def mark_event(self, marker: EventMarker, at: datetime) -> None:
+        model = m.EventRow(marker.key, body_hash=marker.body_hash, response=marker.response, at=store_key(at))
+        self._writes.append(("save", model, m.EventRow.event_key.does_not_exist()))
+
+    @property
+    def notifications(self) -> list[Notification]:
+        return self.__dict__.setdefault("_notifications", [])
+
+    @property
+    def actions(self) -> list[ClusterAction]:
+        return self.__dict__.setdefault("_actions", [])
+
+    def commit(self) -> None:
+        """All collected writes in one TransactWriteItems; any failed condition cancels every write."""
+        if not self._writes:
+            self.committed = True
+            return
+        if len(self._writes) > 100:
+            raise RuntimeError(f"one change touches {len(self._writes)} items; DynamoDB allows 100")
+        try:
+            with TransactWrite(connection=_connection()) as tw:
+                for op, row, condition in self._writes:
+                    tw.save(row, condition=condition)
+        except TransactWriteError as exc:
+            if getattr(exc, "cause_response_code", None) in ("TransactionCanceledException", "TransactionConflictException"):
+                raise ConcurrentUpdate(str(exc)) from exc
+            raise
+        self.committed = True
+
+
+# ---- plain reads for views and sweeps (no transaction) ------------------------------------
+def ledger_for_account(account_id: str) -> list[dict]:
+    ensure_configured()
+    return [r.doc for r in m.LedgerRowModel.query(account_id, consistent_read=True)]
+
+
+def ledger_for_server(server_id: str) -> list[dict]:
+    ensure_configured()
+    return [r.doc for r in m.LedgerRowModel.by_server.query(server_id)]
+
+
+def notifications_for(target: str) -> list[dict]:
+    ensure_configured()
+    return [r.doc for r in m.NotificationRow.query(target, consistent_read=True)]
+
+
+def actions_for(server_id: str) -> list[ClusterAction]:
+    ensure_configured()
+    return [ClusterAction.model_validate(r.doc) for r in m.ClusterActionRow.query(server_id, consistent_read=True)]
+
+
+def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict | None = None) -> Iterator[m.ServerRow]:
+    ensure_configured()
+    return m.ServerRow.by_due.query(shard, m.ServerRow.due_at <= store_key(now), limit=limit,
+                                    last_evaluated_key=last_key)
+
+
+def meter_rows(now: datetime, shard: str) -> Iterator[m.ServerRow]:
+    ensure_configured()
+    return m.ServerRow.by_meter.query(shard, m.ServerRow.meter_at <= store_key(now))
+
+
+def servers_on_plan(plan_id: str) -> Iterable[m.ServerRow]:
+    ensure_configured()
+    return m.ServerRow.by_plan.query(plan_id)

@@ -1,0 +1,49 @@
+"""X-Signature check (CONTRACT §1): `t=<unix>,v1=<hex>` HMAC-SHA256 over "<t>.<raw body>", several v1
+allowed, every configured secret accepted (rotation), constant-time, 300 s window both ways."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from ..errors import InvalidSignature, StaleSignature
+
+TOLERANCE_SECONDS = 300
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def _parse(header: str | None) -> tuple[int, list[str]]:
+    if not header:
+        raise InvalidSignature("X-Signature header is missing")
+    timestamp, candidates = None, []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise InvalidSignature("X-Signature header is malformed")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                raise InvalidSignature("X-Signature t is not a unix time") from None
+        elif key == "v1":
+            candidates.append(value.strip().lower())
+    if timestamp is None or not candidates:
+        raise InvalidSignature("X-Signature header needs t= and at least one v1=")
+    return timestamp, candidates
+
+
+def verify(header: str | None, body: bytes, secrets: tuple[str, ...], now_unix: float) -> None:
+    """Raise InvalidSignature unless some v1 matches some secret; then StaleSignature if t is off by > 300 s."""
+    timestamp, candidates = _parse(header)
+    matched = False
+    for secret in secrets:
+        expected = sign(secret, timestamp, body)
+        for candidate in candidates:
+            # compare_digest on every pair: no early exit that would leak which one matched
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise InvalidSignature("no v1 signature matches")
+    if abs(now_unix - timestamp) > TOLERANCE_SECONDS:
+        raise StaleSignature(f"signature time is more than {TOLERANCE_SECONDS} s from the server's clock")

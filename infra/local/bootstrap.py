@@ -1,0 +1,61 @@
+"""Creates, on an AWS emulator, every table, queue and topic of `infra/resources.json` (the one
+definition), and the seed plan catalogue. Used by the local stack and the tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "resources.json"
+TABLE_KEYS = ("TableName", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+
+# Seed plan catalogue for the local stack (fen): monthly and hourly prices in force since 2020.
+SEED_PLANS = {
+    "std-2c4g": {"monthly_price": 10000, "hourly_price": 20, "effective_from": "2020-01-01T00:00:00+08:00"},
+    "pro-4c8g": {"monthly_price": 30000, "hourly_price": 60, "effective_from": "2020-01-01T00:00:00+08:00"},
+}
+
+
+def resources(kind: str) -> list[dict]:
+    template = json.loads(TEMPLATE.read_text())
+    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == kind]
+
+
+def _renamed(name: str, prefix: str) -> str:
+    return prefix + name[len("billing-"):] if name.startswith("billing-") else name
+
+
+def create_all(region: str, endpoint: str | None = None, prefix: str = "billing-") -> dict:
+    session = boto3.session.Session(region_name=region)
+    ddb = session.client("dynamodb", endpoint_url=endpoint)
+    existing = set(ddb.list_tables()["TableNames"])
+    for props in resources("AWS::DynamoDB::Table"):
+        params = {k: v for k, v in props.items() if k in TABLE_KEYS}
+        params["TableName"] = _renamed(params["TableName"], prefix)
+        if params["TableName"] not in existing:
+            ddb.create_table(**params)
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    queues = {}
+    for props in resources("AWS::SQS::Queue"):
+        name = _renamed(props["QueueName"], prefix)
+        queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sns = session.client("sns", endpoint_url=endpoint)
+    topics = {}
+    for props in resources("AWS::SNS::Topic"):
+        name = _renamed(props["TopicName"], prefix)
+        topics[name] = sns.create_topic(Name=name)["TopicArn"]
+    return {"queues": queues, "topics": topics}
+
+
+def seed_plans(put) -> None:
+    """`put(plan_id, body)`: through the API, so the seed goes where every price change goes."""
+    for plan_id, body in SEED_PLANS.items():
+        put(plan_id, body)
+
+
+if __name__ == "__main__":
+    import os
+
+    print(json.dumps(create_all(os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                                os.environ.get("AWS_ENDPOINT_URL")), indent=2))

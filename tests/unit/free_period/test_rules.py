@@ -1,0 +1,396 @@
+"""Exact-value tests of the free-period rules (SPEC §3), each named with its rule id."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.free_period import rules
+from chalicelib.free_period.rules import (
+    DENIAL_REASONS,
+    MAINLAND_REGIONS,
+    MAX_FREE_DAYS,
+    SERVICE_ENDING_EVENTS,
+    EligibilityFacts,
+    FilingEvent,
+    approved_at,
+    convert_days_for_upgrade,
+    denial_reason,
+    due_by,
+    filing_clock_start,
+    free_days,
+    is_working_day,
+    service_ended_between,
+)
+from chalicelib.timeutil import SHANGHAI
+
+CST = timezone(timedelta(hours=8))
+D0 = datetime(2026, 3, 2, 9, 30, tzinfo=CST)
+
+
+def d(n: int, **extra) -> datetime:
+    return D0 + timedelta(days=n, **extra)
+
+
+def ev(kind: str, at: datetime) -> FilingEvent:
+    return FilingEvent(kind, at)
+
+
+# ---------------------------------------------------------------- R-FREE-1
+
+def test_R_FREE_1_withdrawal_restarts_clock_spec_example():
+    events = [
+        ev("submitted", d(0)),
+        ev("withdrawn", d(3)),
+        ev("submitted", d(5)),
+        ev("rejected", d(8)),
+        ev("submitted", d(9)),
+        ev("approved", d(15)),
+    ]
+    start = filing_clock_start(events)
+    assert start == d(5)
+    assert approved_at(events) == d(15)
+    assert free_days(start, approved_at(events)) == 10
+
+
+def test_R_FREE_1_spec_example_in_shuffled_input_order():
+    events = [
+        ev("approved", d(15)),
+        ev("submitted", d(9)),
+        ev("withdrawn", d(3)),
+        ev("rejected", d(8)),
+        ev("submitted", d(0)),
+        ev("submitted", d(5)),
+    ]
+    assert filing_clock_start(events) == d(5)
+
+
+def test_R_FREE_1_never_withdrawn_counts_from_first_submission():
+    events = [
+        ev("submitted", d(0)),
+        ev("rejected", d(2)),
+        ev("submitted", d(4)),
+        ev("approved", d(7)),
+    ]
+    assert filing_clock_start(events) == d(0)
+    assert free_days(filing_clock_start(events), approved_at(events)) == 7
+
+
+def test_R_FREE_1_rejection_does_not_restart_clock():
+    events = [ev("submitted", d(0)), ev("rejected", d(1)), ev("submitted", d(2))]
+    assert filing_clock_start(events) == d(0)
+
+
+def test_R_FREE_1_several_withdrawals_use_last_one():
+    events = [
+        ev("submitted", d(0)),
+        ev("withdrawn", d(1)),
+        ev("submitted", d(2)),
+        ev("withdrawn", d(3)),
+        ev("submitted", d(4)),
+        ev("submitted", d(6)),
+    ]
+    assert filing_clock_start(events) == d(4)
+
+
+def test_R_FREE_1_no_submission_after_last_withdrawal_is_none():
+    assert filing_clock_start([ev("submitted", d(0)), ev("withdrawn", d(1))]) is None
+    assert filing_clock_start([]) is None
+    assert filing_clock_start([ev("rejected", d(1))]) is None
+
+
+def test_R_FREE_1_ties_keep_input_order():
+    # withdrawal then submission at the same instant: the submission opens the final attempt
+    assert filing_clock_start([ev("submitted", d(0)), ev("withdrawn", d(2)), ev("submitted", d(2))]) == d(2)
+    # submission then withdrawal at the same instant: nothing left in the final attempt
+    assert filing_clock_start([ev("submitted", d(0)), ev("submitted", d(2)), ev("withdrawn", d(2))]) is None
+
+
+def test_R_FREE_1_approved_at_is_last_approval_or_none():
+    assert approved_at([ev("approved", d(9)), ev("submitted", d(0)), ev("approved", d(4))]) == d(9)
+    assert approved_at([ev("submitted", d(0))]) is None
+
+
+def test_R_FREE_1_event_validation():
+    with pytest.raises(ValueError):
+        FilingEvent("approve", d(0))
+    with pytest.raises(ValueError):
+        FilingEvent("submitted", datetime(2026, 1, 1))
+
+
+def test_R_FREE_1_three_days_one_second_is_four_days():
+    assert free_days(d(0), d(3, seconds=1)) == 4
+
+
+def test_R_FREE_1_one_microsecond_over_counts_a_day():
+    assert free_days(d(0), d(3, microseconds=1)) == 4
+    assert free_days(d(0), d(0, microseconds=1)) == 1
+
+
+def test_R_FREE_1_exactly_three_days_is_three():
+    assert free_days(d(0), d(3)) == 3
+
+
+def test_R_FREE_1_exactly_three_days_across_time_zones():
+    start = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
+    assert free_days(start, datetime(2026, 3, 5, 9, 30, tzinfo=SHANGHAI)) == 3
+
+
+def test_R_FREE_1_sixty_days_capped_at_45():
+    assert free_days(d(0), d(60)) == 45
+    assert free_days(d(0), d(45)) == 45
+    assert free_days(d(0), d(44, seconds=1)) == 45
+    assert MAX_FREE_DAYS == 45
+
+
+def test_R_FREE_1_approved_not_after_start_is_zero():
+    assert free_days(d(0), d(0)) == 0
+    assert free_days(d(5), d(0)) == 0
+
+
+@given(
+    start_offset=st.integers(min_value=-10**6, max_value=10**6),
+    a=st.integers(min_value=-10**13, max_value=10**14),
+    b=st.integers(min_value=-10**13, max_value=10**14),
+)
+def test_R_FREE_1_property_bounded_and_monotonic(start_offset, a, b):
+    start = D0 + timedelta(seconds=start_offset)
+    early, late = sorted((a, b))
+    first = free_days(start, start + timedelta(microseconds=early))
+    second = free_days(start, start + timedelta(microseconds=late))
+    assert 0 <= first <= MAX_FREE_DAYS
+    assert 0 <= second <= MAX_FREE_DAYS
+    assert first <= second
+
+
+# ---------------------------------------------------------------- R-FREE-5
+
+def test_R_FREE_5_spec_example_20_days_10000_to_30000_is_7():
+    assert convert_days_for_upgrade(20, 10000, 30000) == 7
+
+
+def test_R_FREE_5_cheaper_plan_capped_at_45():
+    assert convert_days_for_upgrade(40, 30000, 10000) == 45
+
+
+def test_R_FREE_5_cheaper_plan_below_cap_rounds_up():
+    assert convert_days_for_upgrade(10, 30000, 20000) == 15
+    assert convert_days_for_upgrade(7, 10000, 20000) == 4  # 3.5 -> 4
+
+
+def test_R_FREE_5_exact_division_not_rounded_up():
+    assert convert_days_for_upgrade(30, 10000, 30000) == 10
+
+
+def test_R_FREE_5_equal_prices_keep_days():
+    assert convert_days_for_upgrade(20, 12345, 12345) == 20
+    assert convert_days_for_upgrade(0, 10000, 30000) == 0
+
+
+def test_R_FREE_5_refuses_bad_inputs():
+    with pytest.raises(ValueError):
+        convert_days_for_upgrade(20, 0, 30000)
+    with pytest.raises(ValueError):
+        convert_days_for_upgrade(-1, 10000, 30000)
+    with pytest.raises(TypeError):
+        convert_days_for_upgrade(20, 100.0, 300)
+
+
+# ---------------------------------------------------------------- R-FREE-3
+
+def test_R_FREE_3_working_days_from_official_calendar():
+    assert is_working_day(date(2026, 11, 20)) is True  # Friday
+    assert is_working_day(date(2026, 11, 21)) is False  # Saturday
+    assert is_working_day(date(2025, 10, 1)) is False  # National Day
+    assert is_working_day(date(2025, 10, 8)) is False  # last day of the 2025 holiday week
+    assert is_working_day(date(2025, 9, 28)) is True  # Sunday swapped into a working day
+    assert is_working_day(date(2025, 10, 11)) is True  # Saturday swapped into a working day
+
+
+def test_R_FREE_3_unannounced_year_still_answers_without_swaps():
+    # holidays 0.109 has no 2027 notice: statutory holidays + weekend "observed" days, no swaps
+    assert is_working_day(date(2027, 10, 1)) is False
+    assert is_working_day(date(2027, 10, 4)) is False  # National Day (observed)
+    assert is_working_day(date(2027, 10, 6)) is True
+    assert is_working_day(date(2027, 9, 26)) is False  # a Sunday: no swapped workdays known
+
+
+def test_R_FREE_3_is_working_day_refuses_datetime():
+    with pytest.raises(TypeError):
+        is_working_day(datetime(2026, 11, 20, 12, tzinfo=SHANGHAI))
+
+
+def test_R_FREE_3_friday_afternoon_due_monday_same_time():
+    due = due_by(datetime(2026, 11, 20, 15, 0, tzinfo=CST))
+    assert due == datetime(2026, 11, 23, 15, 0, tzinfo=CST)
+    assert due.tzinfo is SHANGHAI
+    assert due.isoformat() == "2026-11-23T15:00:00+08:00"
+
+
+def test_R_FREE_3_saturday_due_monday_same_time():
+    assert due_by(datetime(2026, 11, 21, 10, 0, tzinfo=CST)) == datetime(2026, 11, 23, 10, 0, tzinfo=CST)
+
+
+def test_R_FREE_3_weekday_due_next_day():
+    assert due_by(datetime(2026, 11, 17, 9, 15, 30, tzinfo=CST)) == datetime(2026, 11, 18, 9, 15, 30, tzinfo=CST)
+
+
+def test_R_FREE_3_day_before_national_day_due_after_holiday_week():
+    # the official 2025 calendar: 2025-10-01..08 are days off
+    for n in range(1, 9):
+        assert is_working_day(date(2025, 10, n)) is False
+    assert due_by(datetime(2025, 9, 30, 11, 0, tzinfo=CST)) == datetime(2025, 10, 9, 11, 0, tzinfo=CST)
+
+
+def test_R_FREE_3_swapped_sunday_is_a_due_day():
+    # Friday 2025-09-26 -> Saturday 27 is off, Sunday 28 is an official (swapped) working day
+    assert is_working_day(date(2025, 9, 27)) is False
+    assert is_working_day(date(2025, 9, 28)) is True
+    assert due_by(datetime(2025, 9, 26, 16, 45, tzinfo=CST)) == datetime(2025, 9, 28, 16, 45, tzinfo=CST)
+
+
+def test_R_FREE_3_local_date_decides_utc_thursday_evening_is_shanghai_friday():
+    # Thursday 2026-11-19 23:30 UTC = Friday 2026-11-20 07:30 in Shanghai -> due Monday 07:30
+    accepted = datetime(2026, 11, 19, 23, 30, tzinfo=timezone.utc)
+    assert due_by(accepted) == datetime(2026, 11, 23, 7, 30, tzinfo=CST)
+
+
+def test_R_FREE_3_refuses_naive_acceptance():
+    with pytest.raises(ValueError):
+        due_by(datetime(2026, 11, 20, 15, 0))
+
+
+# ---------------------------------------------------------------- R-FREE-2
+
+ELIGIBLE = EligibilityFacts(
+    application_server_id="srv-1",
+    filing_server_id="srv-1",
+    filing_approved=True,
+    filing_is_change=False,
+    other_first_filing_approved_before=False,
+    billing_mode="monthly",
+    region="cn-north-1",
+    already_granted=False,
+    service_ended_during_filing=False,
+    account_violation=False,
+    server_violation=False,
+)
+
+SINGLE_FAILURES = {
+    "server_mismatch": dict(application_server_id="srv-2"),
+    "filing_not_approved": dict(filing_approved=False),
+    "not_first_website": dict(other_first_filing_approved_before=True),
+    "trial_server": dict(billing_mode="trial"),
+    "not_monthly_package": dict(billing_mode="payg"),
+    "region_not_mainland": dict(region="ap-northeast-1"),
+    "already_granted": dict(already_granted=True),
+    "service_ended": dict(service_ended_during_filing=True),
+    "violation": dict(account_violation=True),
+}
+
+
+def test_R_FREE_2_reason_codes_in_table_order():
+    assert DENIAL_REASONS == (
+        "server_mismatch",
+        "filing_not_approved",
+        "not_first_website",
+        "trial_server",
+        "not_monthly_package",
+        "region_not_mainland",
+        "already_granted",
+        "service_ended",
+        "violation",
+    )
+    assert tuple(code for code, _ in rules.ELIGIBILITY_TABLE) == DENIAL_REASONS
+
+
+def test_R_FREE_2_eligible_is_none():
+    assert denial_reason(ELIGIBLE) is None
+
+
+@pytest.mark.parametrize("region", sorted(MAINLAND_REGIONS))
+def test_R_FREE_2_every_mainland_region_eligible(region):
+    assert denial_reason(replace(ELIGIBLE, region=region)) is None
+
+
+@pytest.mark.parametrize("code", DENIAL_REASONS)
+def test_R_FREE_2_each_reason_alone(code):
+    assert denial_reason(replace(ELIGIBLE, **SINGLE_FAILURES[code])) == code
+
+
+def test_R_FREE_2_change_filing_is_not_first_website():
+    assert denial_reason(replace(ELIGIBLE, filing_is_change=True)) == "not_first_website"
+
+
+def test_R_FREE_2_server_violation_alone():
+    assert denial_reason(replace(ELIGIBLE, server_violation=True)) == "violation"
+
+
+def test_R_FREE_2_ap_northeast_1_is_not_mainland():
+    assert "ap-northeast-1" not in MAINLAND_REGIONS
+    assert denial_reason(replace(ELIGIBLE, region="ap-northeast-1")) == "region_not_mainland"
+
+
+def test_R_FREE_2_trial_and_not_mainland_gives_trial_server():
+    assert denial_reason(replace(ELIGIBLE, billing_mode="trial", region="ap-northeast-1")) == "trial_server"
+
+
+def test_R_FREE_2_first_failure_in_table_order_wins():
+    for i, code in enumerate(DENIAL_REASONS):
+        changes: dict = {}
+        for later in DENIAL_REASONS[i:]:
+            if later == "not_monthly_package" and "billing_mode" in changes:
+                continue  # trial already makes it not monthly
+            changes.update(SINGLE_FAILURES[later])
+        assert denial_reason(replace(ELIGIBLE, **changes)) == code
+
+
+def test_R_FREE_2_everything_failing_gives_server_mismatch():
+    facts = EligibilityFacts(
+        application_server_id="a",
+        filing_server_id="b",
+        filing_approved=False,
+        filing_is_change=True,
+        other_first_filing_approved_before=True,
+        billing_mode="trial",
+        region="us-east-1",
+        already_granted=True,
+        service_ended_during_filing=True,
+        account_violation=True,
+        server_violation=True,
+    )
+    assert denial_reason(facts) == "server_mismatch"
+
+
+# ---------------------------------------------------------------- R-FREE-2 (8)
+
+def test_R_FREE_2_service_ended_boundaries_inclusive():
+    start, end = d(0), d(10)
+    assert service_ended_between([("expired", start)], start, end) is True
+    assert service_ended_between([("refunded", end)], start, end) is True
+    assert service_ended_between([("unsubscribed", d(5))], start, end) is True
+
+
+def test_R_FREE_2_service_ended_outside_window_false():
+    start, end = d(0), d(10)
+    assert service_ended_between([("expired", start - timedelta(microseconds=1))], start, end) is False
+    assert service_ended_between([("terminated", end + timedelta(microseconds=1))], start, end) is False
+    assert service_ended_between([], start, end) is False
+
+
+def test_R_FREE_2_service_ended_only_ending_kinds_count():
+    start, end = d(0), d(10)
+    assert service_ended_between([("renewed", d(5)), ("upgraded", d(6))], start, end) is False
+    for kind in sorted(SERVICE_ENDING_EVENTS):
+        assert service_ended_between([("renewed", d(1)), (kind, d(2))], start, end) is True
+    assert SERVICE_ENDING_EVENTS == {"expired", "refunded", "unsubscribed", "replaced", "terminated"}
+
+
+def test_R_FREE_2_service_ended_compares_instants_across_zones():
+    start, end = d(0), d(10)  # d(0) = 2026-03-02 09:30 +08:00 = 01:30 UTC
+    at_start_in_utc = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
+    assert service_ended_between([("replaced", at_start_in_utc)], start, end) is True
+    assert service_ended_between([("replaced", at_start_in_utc - timedelta(seconds=1))], start, end) is False
