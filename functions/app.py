@@ -218,8 +218,9 @@ def expiry_sweep(event):
 
     context = getattr(event, "context", None)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
+    reserve = min(60_000, remaining() // 10) if remaining else 0  # time kept to hand over cleanly
     summary = sweep.run_expiry_sweep(parse_rfc3339(event.time),
-                                     should_stop=(lambda: remaining() < 60_000) if remaining else None)
+                                     should_stop=(lambda: remaining() < reserve) if remaining else None)
     if not summary["complete"] and context is not None:
         from chalicelib import aws
 

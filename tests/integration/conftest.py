@@ -3,6 +3,7 @@ infra/resources.json, and the Chalice app driven through `chalice.test.Client`."
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
@@ -15,6 +16,7 @@ from tests import support
 def emulator():
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = support.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -24,6 +24,11 @@ def ledger_rows(docs: list[dict]) -> list[dict]:
     return [_ledger_row(d) for d in sorted(docs, key=lambda d: (parse_rfc3339(d["at"]), d.get("cause", "")))]
 
 
+def notifications(target: str) -> list[dict]:
+    docs = sorted(store.notifications_for(target), key=lambda d: (parse_rfc3339(d["at"]), d["cause"]))
+    return [_notification(d) for d in docs]
+
+
 def _notification(doc: dict) -> dict:
     return {"kind": doc["kind"], "at": fmt(parse_rfc3339(doc["at"])), "cause": doc["cause"], **doc.get("details", {})}
 
@@ -50,7 +55,7 @@ def server_view(server: Server) -> dict:
         "cluster_actions": [{k: v for k, v in {
             "id": a.action_id, "kind": a.kind, "status": a.status, "attempts": a.attempts,
             "error": a.error}.items() if v is not None} for a in actions],
-        "notifications": [_notification(n) for n in store.notifications_for(target_of(server_id=server.server_id))],
+        "notifications": notifications(target_of(server_id=server.server_id)),
         "ledger": ledger_rows(store.ledger_for_server(server.server_id)),
     }
 
@@ -70,7 +75,7 @@ def account_view(account: Account) -> dict:
         "violation": account.violation,
         "agreement_ended": account.agreement_ended,
         "servers": list(account.server_ids),
-        "notifications": [_notification(n) for n in store.notifications_for(target_of(account_id=account.account_id))],
+        "notifications": notifications(target_of(account_id=account.account_id)),
         "ledger": ledger_rows(store.ledger_for_account(account.account_id)),
     }
 
