@@ -1,0 +1,285 @@
+"""The filing free period through the ticketing webhook: R-FREE-1 … R-FREE-6, R-NOTE-1."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests import support
+from tests.support import envelope, order_paid
+
+
+@pytest.fixture
+def shop(api):
+    api.plan("std", 10000, 20)
+    api.plan("pro", 30000, 60)
+    return api
+
+
+def buy(api, server, paid_at="2026-01-01T10:00:00+08:00", months=6, mode="monthly", region="cn-north-1",
+        account="acc-1", plan="std"):
+    amount = {"monthly": 10000 * months if plan == "std" else 30000 * months, "trial": 0, "payg": 0}[mode]
+    extra = {"months": months} if mode != "payg" else {}
+    status, body = api.pay("order.paid", order_paid(f"ord-{server}", account, server, "new", paid_at, amount,
+                                                    billing_mode=mode, plan_id=plan, region=region, **extra))
+    assert status == 200 and body["outcome"]["decision"] == "applied", body
+
+
+def filing(api, filing_id, server, steps, is_change=False):
+    """steps: [(kind, at)], kind in submitted/withdrawn/rejected/approved."""
+    for kind, at in steps:
+        data = {"filing_id": filing_id, f"{kind}_at": at}
+        if kind == "submitted":
+            data.update(server_id=server, website=f"{filing_id}.example.cn", is_change=is_change)
+        status, body = api.ticket(f"filing.{kind}", data)
+        assert status == 200, body
+    return body["outcome"]
+
+
+def apply(api, ticket, filing_id, server, requested_at, accepted_at):
+    status, requested = api.ticket("compensation.requested", {"ticket_id": ticket, "filing_id": filing_id,
+                                                              "server_id": server, "requested_at": requested_at})
+    assert status == 200, requested
+    status, accepted = api.ticket("compensation.accepted", {"ticket_id": ticket, "engineer_id": "eng-7",
+                                                            "accepted_at": accepted_at})
+    assert status == 200, accepted
+    return requested["outcome"], accepted["outcome"]
+
+
+def test_R_FREE_1_spec_example_counts_from_first_submission_after_last_withdrawal(shop):
+    buy(shop, "srv-1")
+    summary = filing(shop, "f1", "srv-1", [
+        ("submitted", "2026-01-05T09:00:00+08:00"), ("withdrawn", "2026-01-08T09:00:00+08:00"),
+        ("submitted", "2026-01-10T09:00:00+08:00"), ("rejected", "2026-01-13T09:00:00+08:00"),
+        ("submitted", "2026-01-14T09:00:00+08:00"), ("approved", "2026-01-20T09:00:00+08:00")])
+    assert (summary["clock_start"], summary["filing_days"]) == ("2026-01-10T09:00:00+08:00", 10)
+    requested, accepted = apply(shop, "t1", "f1", "srv-1", "2026-01-21T10:00:00+08:00", "2026-01-23T15:00:00+08:00")
+    assert requested == {"ticket_id": "t1", "status": "requested", "decision": "eligible", "days": 10}
+    # R-FREE-3: accepted Friday 15:00 → due Monday 15:00; R-FREE-4: 10 days appended to 2026-07-01T10:00
+    assert accepted == {"decision": "granted", "days": 10, "expires_at": "2026-07-11T10:00:00+08:00",
+                        "due_by": "2026-01-26T15:00:00+08:00", "granted_at": "2026-01-23T15:00:00+08:00"}
+    view = shop.server("srv-1")
+    assert view["free_period"] == {"decision": "granted", "days": 10, "due_by": "2026-01-26T15:00:00+08:00",
+                                   "granted_at": "2026-01-23T15:00:00+08:00"}
+    row = view["ledger"][-1]
+    assert (row["kind"], row["rule"], row.get("amount"), row.get("cash")) == ("free_period", "R-FREE-4", None, None)
+    assert (row["expires_at_before"], row["expires_at_after"]) == ("2026-07-01T10:00:00+08:00", "2026-07-11T10:00:00+08:00")
+    note = [n for n in view["notifications"] if n["kind"] == "free_period_granted"][0]
+    assert (note["days"], note["expires_at"]) == (10, "2026-07-11T10:00:00+08:00")
+    assert shop.account("acc-1")["balance"] == 0  # R-PAY-9: no cash value
+
+
+@pytest.mark.parametrize("approved_at, days", [
+    ("2026-01-08T09:00:01+08:00", 4),   # 3 days and 1 second: a started day counts whole
+    ("2026-01-08T09:00:00+08:00", 3),
+    ("2026-03-06T09:00:00+08:00", 45),  # 60 days, capped
+])
+def test_R_FREE_1_started_days_count_whole_and_cap_at_45(shop, approved_at, days):
+    buy(shop, "srv-1")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00"), ("approved", approved_at)])
+    _, accepted = apply(shop, "t1", "f1", "srv-1", "2026-03-07T10:00:00+08:00", "2026-03-09T10:00:00+08:00")
+    assert (accepted["decision"], accepted["days"]) == ("granted", days)
+
+
+def test_R_FREE_1_rejection_and_resubmission_keeps_the_clock(shop):
+    buy(shop, "srv-1")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00"), ("rejected", "2026-01-07T09:00:00+08:00"),
+                                 ("submitted", "2026-01-09T09:00:00+08:00"), ("approved", "2026-01-12T09:00:00+08:00")])
+    _, accepted = apply(shop, "t1", "f1", "srv-1", "2026-01-13T10:00:00+08:00", "2026-01-13T11:00:00+08:00")
+    assert accepted["days"] == 7
+
+
+def test_R_FREE_5_upgrade_during_filing_converts_days(shop):
+    buy(shop, "srv-1")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    shop.pay("order.paid", order_paid("ord-up", "acc-1", "srv-1", "upgrade", "2026-01-10T09:00:00+08:00", 5000, plan_id="pro"))
+    filing(shop, "f1", "srv-1", [("approved", "2026-01-25T09:00:00+08:00")])
+    _, accepted = apply(shop, "t1", "f1", "srv-1", "2026-01-26T10:00:00+08:00", "2026-01-26T11:00:00+08:00")
+    assert (accepted["decision"], accepted["days"]) == ("granted", 7)  # ceil(20 × 10000 / 30000)
+
+
+def test_R_FREE_5_upgrade_and_back_is_no_change(shop):
+    buy(shop, "srv-1")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    shop.pay("order.paid", order_paid("ord-up", "acc-1", "srv-1", "upgrade", "2026-01-10T09:00:00+08:00", 5000, plan_id="pro"))
+    shop.pay("order.paid", order_paid("ord-dn", "acc-1", "srv-1", "upgrade", "2026-01-12T09:00:00+08:00", 0, plan_id="std"))
+    filing(shop, "f1", "srv-1", [("approved", "2026-01-25T09:00:00+08:00")])
+    _, accepted = apply(shop, "t1", "f1", "srv-1", "2026-01-26T10:00:00+08:00", "2026-01-26T11:00:00+08:00")
+    assert accepted["days"] == 20
+
+
+def test_R_FREE_3_due_by_skips_the_national_day_holiday(shop):
+    buy(shop, "srv-1", paid_at="2025-09-01T10:00:00+08:00")
+    filing(shop, "f1", "srv-1", [("submitted", "2025-09-10T09:00:00+08:00"), ("approved", "2025-09-20T09:00:00+08:00")])
+    _, accepted = apply(shop, "t1", "f1", "srv-1", "2025-09-29T10:00:00+08:00", "2025-09-30T16:00:00+08:00")
+    assert accepted["due_by"] == "2025-10-09T16:00:00+08:00"
+
+
+def test_R_FREE_3_application_before_approval_is_denied_and_may_be_made_again(shop):
+    buy(shop, "srv-1")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    requested, accepted = apply(shop, "t1", "f1", "srv-1", "2026-01-06T10:00:00+08:00", "2026-01-06T11:00:00+08:00")
+    assert requested["decision"] == "denied" and requested["reason"] == "filing_not_approved"
+    assert (accepted["decision"], accepted["reason"]) == ("denied", "filing_not_approved")
+    assert shop.server("srv-1")["free_period"]["reason"] == "filing_not_approved"
+    filing(shop, "f1", "srv-1", [("approved", "2026-01-09T09:00:00+08:00")])
+    _, accepted = apply(shop, "t2", "f1", "srv-1", "2026-01-10T10:00:00+08:00", "2026-01-10T11:00:00+08:00")
+    assert (accepted["decision"], accepted["days"]) == ("granted", 4)
+
+
+def _denied(shop, ticket="t1", filing_id="f1", server="srv-1"):
+    _, accepted = apply(shop, ticket, filing_id, server, "2026-01-21T10:00:00+08:00", "2026-01-21T11:00:00+08:00")
+    assert accepted["decision"] == "denied"
+    return accepted["reason"]
+
+
+def _approved_filing(shop, filing_id="f1", server="srv-1", is_change=False):
+    filing(shop, filing_id, server, [("submitted", "2026-01-05T09:00:00+08:00"),
+                                     ("approved", "2026-01-15T09:00:00+08:00")], is_change=is_change)
+
+
+def test_R_FREE_2_1_server_mismatch(shop):
+    buy(shop, "srv-1")
+    buy(shop, "srv-2")
+    _approved_filing(shop)
+    assert _denied(shop, server="srv-2") == "server_mismatch"
+
+
+def test_R_FREE_2_3_change_filing_is_not_first_website(shop):
+    buy(shop, "srv-1")
+    _approved_filing(shop, is_change=True)
+    assert _denied(shop) == "not_first_website"
+
+
+def test_R_FREE_2_3_a_later_website_is_not_first_but_a_change_does_not_count(shop):
+    buy(shop, "srv-1")
+    filing(shop, "chg", "srv-1", [("submitted", "2026-01-02T09:00:00+08:00"), ("approved", "2026-01-03T09:00:00+08:00")], is_change=True)
+    filing(shop, "f0", "srv-1", [("submitted", "2026-01-02T09:00:00+08:00"), ("approved", "2026-01-04T09:00:00+08:00")])
+    _approved_filing(shop)
+    assert _denied(shop) == "not_first_website"
+    _, accepted = apply(shop, "t0", "f0", "srv-1", "2026-01-21T10:00:00+08:00", "2026-01-21T11:00:00+08:00")
+    assert (accepted["decision"], accepted["days"]) == ("granted", 2)
+
+
+def test_R_FREE_2_4_trial_server(shop):
+    buy(shop, "srv-1", mode="trial", months=3)
+    _approved_filing(shop)
+    assert _denied(shop) == "trial_server"
+
+
+def test_R_FREE_2_5_pay_as_you_go_is_not_a_monthly_package(shop):
+    buy(shop, "srv-1", mode="payg")
+    _approved_filing(shop)
+    assert _denied(shop) == "not_monthly_package"
+
+
+def test_R_FREE_2_6_hong_kong_is_not_mainland(shop):
+    buy(shop, "srv-1", region="ap-northeast-1")
+    _approved_filing(shop)
+    assert _denied(shop) == "region_not_mainland"
+
+
+def test_R_FREE_2_7_and_R_FREE_6_granted_once_per_server_for_any_website(shop):
+    buy(shop, "srv-1")
+    _approved_filing(shop)
+    filing(shop, "f2", "srv-1", [("submitted", "2026-01-16T09:00:00+08:00"), ("approved", "2026-01-18T09:00:00+08:00")], is_change=True)
+    _, first = apply(shop, "t1", "f1", "srv-1", "2026-01-21T10:00:00+08:00", "2026-01-21T11:00:00+08:00")
+    assert first["decision"] == "granted"
+    assert _denied(shop, ticket="t2") == "already_granted"
+    view = shop.server("srv-1")
+    assert view["free_period"]["decision"] == "granted"
+    assert view["expires_at"] == "2026-07-11T10:00:00+08:00"
+
+
+def test_R_FREE_2_8_expiry_during_filing_denies_even_after_renewal(shop):
+    buy(shop, "srv-1", paid_at="2025-12-10T10:00:00+08:00", months=1)
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    shop.sweep("2026-01-11T00:10:00+08:00")
+    shop.pay("order.paid", order_paid("ord-r", "acc-1", "srv-1", "renewal", "2026-01-12T10:00:00+08:00", 10000, months=1))
+    assert shop.server("srv-1")["state"] == "active"
+    filing(shop, "f1", "srv-1", [("approved", "2026-01-15T09:00:00+08:00")])
+    assert _denied(shop) == "service_ended"
+
+
+def test_R_FREE_2_8_lapse_unseen_by_the_sweep_still_counts(shop):
+    buy(shop, "srv-1", paid_at="2025-12-10T10:00:00+08:00", months=1)
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    shop.pay("order.paid", order_paid("ord-r", "acc-1", "srv-1", "renewal", "2026-01-11T10:00:00+08:00", 10000, months=1))
+    filing(shop, "f1", "srv-1", [("approved", "2026-01-15T09:00:00+08:00")])
+    assert _denied(shop) == "service_ended"
+
+
+def test_R_FREE_2_8_server_change_during_filing(shop):
+    buy(shop, "srv-1")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    shop.ops("POST", "/ops/servers/srv-1/terminate", {"reason": "replaced", "at": "2026-01-07T00:00:00+08:00"})
+    filing(shop, "f1", "srv-1", [("approved", "2026-01-15T09:00:00+08:00")])
+    assert _denied(shop) == "service_ended"
+
+
+def test_R_FREE_2_9_account_violation(shop):
+    buy(shop, "srv-1")
+    _approved_filing(shop)
+    status, _ = shop.ops("POST", "/ops/accounts/acc-1/violation", {"flag": True, "note": "illegal content"})
+    assert status == 200
+    assert _denied(shop) == "violation"
+    note = [n for n in shop.server("srv-1")["notifications"] if n["kind"] == "free_period_denied"][0]
+    assert note["reason"] == "violation"
+
+
+def test_R_LIFE_6_free_days_are_never_refunded(shop):
+    buy(shop, "srv-1", months=1)
+    _approved_filing(shop)
+    apply(shop, "t1", "f1", "srv-1", "2026-01-21T10:00:00+08:00", "2026-01-21T11:00:00+08:00")
+    # paid period [01-01, 02-01) ended; the 10 free days after it belong to no paid period
+    _, body = shop.ops("POST", "/ops/servers/srv-1/terminate", {"reason": "provider_announcement",
+                                                                "at": "2026-02-05T00:00:00+08:00"})
+    assert body["refund"] == 0
+
+
+def test_unknown_filing_ticket_or_server_is_422(shop):
+    status, body = shop.ticket("filing.approved", {"filing_id": "nope", "approved_at": "2026-01-01T00:00:00+08:00"})
+    assert (status, body["error"]["code"]) == (422, "unknown_reference")
+    status, _ = shop.ticket("filing.submitted", {"filing_id": "f", "server_id": "nope", "website": "a.cn",
+                                                 "is_change": False, "submitted_at": "2026-01-01T00:00:00+08:00"})
+    assert status == 422
+    status, _ = shop.ticket("compensation.accepted", {"ticket_id": "nope", "engineer_id": "e", "accepted_at": "2026-01-01T00:00:00+08:00"})
+    assert status == 422
+    status, body = shop.ticket("filing.submitted", {"filing_id": "f", "server_id": "s", "website": "a.cn",
+                                                    "is_change": "no", "submitted_at": "2026-01-01T00:00:00+08:00"})
+    assert (status, body["error"]["fields"]) == (400, ["data.is_change"])
+
+
+def test_R_FREE_6_twenty_concurrent_acceptances_grant_once(shop):
+    from chalicelib.webhooks import catalog, delivery
+
+    buy(shop, "srv-1")
+    _approved_filing(shop)
+    for i in range(20):
+        shop.ticket("compensation.requested", {"ticket_id": f"t{i}", "filing_id": "f1", "server_id": "srv-1",
+                                               "requested_at": "2026-01-16T10:00:00+08:00"})
+    barrier, outcomes = threading.Barrier(20), []
+
+    def accept(i):
+        body = support.dumps(envelope("compensation.accepted", {"ticket_id": f"t{i}", "engineer_id": f"e{i}",
+                                                                "accepted_at": "2026-01-16T11:00:00+08:00"}))
+        headers = {"content-type": "application/json", "x-signature": support.sign(body, support.TICKET_SECRET)}
+        barrier.wait()
+        try:
+            outcomes.append(delivery.deliver(source="ticketing", secrets=(support.TICKET_SECRET,),
+                                             types=catalog.TICKETING_EVENTS, headers=headers, body=body)["outcome"])
+        except Exception as exc:  # noqa: BLE001 - counted below
+            outcomes.append({"decision": type(exc).__name__})
+
+    threads = [threading.Thread(target=accept, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    decisions = [o["decision"] for o in outcomes]
+    assert decisions.count("granted") == 1
+    assert decisions.count("denied") + decisions.count("EventInProgress") == 19
+    assert {o.get("reason") for o in outcomes if o["decision"] == "denied"} <= {"already_granted"}
+    view = shop.server("srv-1")
+    assert view["expires_at"] == "2026-07-11T10:00:00+08:00"
+    assert [r["kind"] for r in view["ledger"]].count("free_period") == 1
