@@ -62,6 +62,14 @@ def ticketing_webhook():
                             headers=headers, body=body)
 
 
+@app.route("/openapi.json", methods=["GET"])
+@handled
+def openapi_document():
+    from chalicelib import openapi
+
+    return openapi.document()
+
+
 # ---- operators' API -------------------------------------------------------------------------------
 def _operator() -> str:
     header = (app.current_request.headers.get("authorization") or "")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Optional
 
 from pydantic import AwareDatetime, Field
 
@@ -18,6 +19,7 @@ class PriceVersionBody(Payload):
     monthly_price: int = Field(ge=0, le=10**12)
     hourly_price: int = Field(ge=0, le=10**12)
     effective_from: AwareDatetime
+    at: Optional[str] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
 
 
 def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> dict:

@@ -18,23 +18,30 @@ from ..webhooks.envelope import Payload
 from . import views
 
 
+AT = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
+
+
 class SuspendBody(Payload):
     reason: Literal["violation", "security_incident"]
     note: Optional[str] = Field(default=None, max_length=2000)
+    at: Optional[str] = AT
 
 
 class ResumeBody(Payload):
     note: Optional[str] = Field(default=None, max_length=2000)
+    at: Optional[str] = AT
 
 
 class TerminateBody(Payload):
     reason: Literal["user_closed", "replaced", "breach", "security_incident", "provider_announcement", "consensus"]
     note: Optional[str] = Field(default=None, max_length=2000)
+    at: Optional[str] = AT
 
 
 class ViolationBody(Payload):
     flag: bool
     note: Optional[str] = Field(default=None, max_length=2000)
+    at: Optional[str] = AT
 
 
 def _run(change):

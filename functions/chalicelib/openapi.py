@@ -1,0 +1,110 @@
+"""The OpenAPI 3.1 document of both webhooks and the operators' API, generated from the pydantic
+models the handlers validate with (served at GET /openapi.json)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .billing.plans import PriceVersionBody
+from .ops import schemas
+from .ops.actions import ResumeBody, SuspendBody, TerminateBody, ViolationBody
+from .webhooks.catalog import PAYMENT_EVENTS, TICKETING_EVENTS
+
+REF = "#/components/schemas/{model}"
+ERRORS = {
+    "400": "invalid_payload: not JSON, not an object, missing/mistyped field, unknown type, bad value",
+    "401": "invalid_signature / stale_signature (webhooks), unauthorized (ops)",
+    "403": "clock_override_forbidden: a time override where ALLOW_CLOCK_OVERRIDE is not 1",
+    "404": "not_found: unknown id",
+    "409": "event_id_reused / event_in_progress / conflict",
+    "413": "payload_too_large: body over 256 KiB",
+    "415": "unsupported_media_type: not application/json",
+    "422": "unknown_reference: names a server, plan, order, filing or ticket not known yet; nothing stored",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: str) -> dict:
+    return {code: {"description": ERRORS[code], **_json(_ref(schemas.Error))} for code in codes}
+
+
+def _event_schema(event_type: str, model: type[BaseModel]) -> dict:
+    return {"type": "object", "required": ["id", "type", "created_at", "data"], "properties": {
+        "id": {"type": "string", "minLength": 1, "description": "event id, unique per sender"},
+        "type": {"const": event_type},
+        "created_at": {"type": "string", "format": "date-time"},
+        "data": _ref(model)}}
+
+
+def _webhook(summary: str, events: dict) -> dict:
+    return {"post": {
+        "summary": summary,
+        "parameters": [{"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+                        "description": 't=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>; several v1 allowed'}],
+        "requestBody": {"required": True, **_json({
+            "oneOf": [{"$ref": f"#/components/schemas/event.{t}"} for t in events],
+            "discriminator": {"propertyName": "type",
+                              "mapping": {t: f"#/components/schemas/event.{t}" for t in events}}})},
+        "responses": {"200": {"description": "processed, or the first answer again as duplicate",
+                              **_json(_ref(schemas.WebhookAnswer))},
+                      **_errors("400", "401", "409", "413", "415", "422")}}}
+
+
+def _op(method: str, summary: str, answer: type[BaseModel], body: type[BaseModel] | None = None,
+        errors: tuple[str, ...] = ("400", "401", "403", "404", "409")) -> dict:
+    operation = {"summary": summary, "security": [{"bearer": []}],
+                 "responses": {"200": {"description": "ok", **_json(_ref(answer))}, **_errors(*errors)}}
+    if body is not None:
+        operation["requestBody"] = {"required": method == "put", **_json(_ref(body))}
+    return {method: operation}
+
+
+def _id(name: str) -> list[dict]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}]
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    models = [e.model for e in (*PAYMENT_EVENTS.values(), *TICKETING_EVENTS.values())] + [
+        SuspendBody, ResumeBody, TerminateBody, ViolationBody, PriceVersionBody, schemas.SweepBody,
+        schemas.Error, schemas.WebhookAnswer, schemas.ServerView, schemas.AccountView, schemas.TerminateAnswer,
+        schemas.DrainAnswer, schemas.DeadLetters, schemas.SweepAnswer]
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    components = dict(defs.get("$defs", {}))
+    for event_type, entry in {**PAYMENT_EVENTS, **TICKETING_EVENTS}.items():
+        components[f"event.{event_type}"] = _event_schema(event_type, entry.model)
+    server = lambda: _id("server_id")  # noqa: E731
+    paths = {
+        "/webhooks/payments": _webhook("Payment gateway callbacks (order.paid, order.refunded, account.topped_up)", PAYMENT_EVENTS),
+        "/webhooks/ticketing": _webhook("Ticketing system callbacks (filings and compensation)", TICKETING_EVENTS),
+        "/ops/servers/{server_id}": {"parameters": server(), **_op("get", "Server view", schemas.ServerView, errors=("401", "404"))},
+        "/ops/accounts/{account_id}": {"parameters": _id("account_id"), **_op("get", "Account view", schemas.AccountView, errors=("401", "404"))},
+        "/ops/servers/{server_id}/suspend": {"parameters": server(), **_op("post", "Operator suspension (R-LIFE-2)", schemas.ServerView, SuspendBody)},
+        "/ops/servers/{server_id}/resume": {"parameters": server(), **_op("post", "Lift operator suspensions", schemas.ServerView, ResumeBody)},
+        "/ops/servers/{server_id}/terminate": {"parameters": server(), **_op("post", "Early termination with its refund (R-LIFE-5)", schemas.TerminateAnswer, TerminateBody)},
+        "/ops/accounts/{account_id}/violation": {"parameters": _id("account_id"), **_op("post", "Mark or clear an account violation", schemas.AccountView, ViolationBody)},
+        "/ops/plans/{plan_id}": {"parameters": _id("plan_id"), **_op("put", "New price version (T2.5)", schemas.Open, PriceVersionBody, ("400", "401", "403"))},
+        "/ops/sweeps/expiry": _op("post", "Run the daily expiry sweep now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
+        "/ops/sweeps/metering": _op("post", "Run pay-as-you-go metering now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
+        "/ops/cluster-actions/drain": _op("post", "Run queued cluster actions now", schemas.DrainAnswer, errors=("401",)),
+        "/ops/dead-letters": _op("get", "Cluster actions that used up their attempts", schemas.DeadLetters, errors=("401",)),
+        "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("401", "404", "409"))},
+    }
+    components["Open"] = {"type": "object", "additionalProperties": True}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Kubernetes service billing backend", "version": "1.0.0",
+                 "description": "Signed callbacks of the payment gateway and the ticketing system, and the operators' API."},
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

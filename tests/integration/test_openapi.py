@@ -1,0 +1,61 @@
+"""GET /openapi.json is a valid OpenAPI 3.1 document generated from the models, and the real requests
+and answers of a whole scenario validate against it (so the document cannot drift from the code)."""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from tests.support import envelope, order_paid
+
+
+@pytest.fixture
+def document(api):
+    response = api.client.http.get("/openapi.json")
+    assert response.status_code == 200
+    doc = json.loads(response.body)
+    validate(doc)
+    return doc
+
+
+def check(doc: dict, component: str, value) -> None:
+    schema = {"$ref": f"#/components/schemas/{component}", "components": doc["components"]}
+    jsonschema.Draft202012Validator(schema).validate(value)
+
+
+def test_document_lists_every_contract_route_and_event(document):
+    assert set(document["paths"]) == {
+        "/webhooks/payments", "/webhooks/ticketing", "/ops/servers/{server_id}", "/ops/accounts/{account_id}",
+        "/ops/servers/{server_id}/suspend", "/ops/servers/{server_id}/resume", "/ops/servers/{server_id}/terminate",
+        "/ops/accounts/{account_id}/violation", "/ops/plans/{plan_id}", "/ops/sweeps/expiry", "/ops/sweeps/metering",
+        "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay"}
+    mapping = document["paths"]["/webhooks/payments"]["post"]["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
+    assert sorted(mapping) == ["account.topped_up", "order.paid", "order.refunded"]
+    order = document["components"]["schemas"]["OrderPaid"]
+    assert order["properties"]["amount"]["type"] == "integer"
+    assert order["properties"]["currency"]["const"] == "CNY"
+
+
+def test_real_requests_and_answers_validate_against_the_document(api, document):
+    api.plan("std", 10000, 20)
+    event = envelope("order.paid", order_paid("o1", "acc-1", "s1", "new", "2026-01-10T10:00:00+08:00", 10000,
+                                              billing_mode="monthly", plan_id="std", region="cn-north-1", months=1))
+    check(document, "event.order.paid", event)
+    status, answer = api.deliver("/webhooks/payments", event, "pay_test_secret")
+    check(document, "WebhookAnswer", answer)
+    status, bad = api.pay("order.paid", {"order_id": "o2"})
+    assert status == 400
+    check(document, "Error", bad)
+    api.sweep("2026-02-11T00:10:00+08:00")
+    _, terminated = api.ops("POST", "/ops/servers/s1/terminate", {"reason": "security_incident", "at": "2026-02-12T00:00:00+08:00"})
+    check(document, "TerminateAnswer", terminated)
+    check(document, "ServerView", api.server("s1"))
+    check(document, "AccountView", api.account("acc-1"))
+    _, drained = api.ops("POST", "/ops/cluster-actions/drain")
+    check(document, "DrainAnswer", drained)
+    _, letters = api.ops("GET", "/ops/dead-letters")
+    check(document, "DeadLetters", letters)
+    with pytest.raises(jsonschema.ValidationError):
+        check(document, "event.order.paid", {**event, "data": {**event["data"], "amount": "10000"}})
