@@ -1,0 +1,92 @@
+"""Pure lifecycle rules (SPEC §2): stop reasons, retention, the sweep's steps."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.domain.records import Server
+from chalicelib.lifecycle import rules
+from chalicelib.timeutil import parse_rfc3339 as t
+
+
+def server(**fields):
+    base = dict(server_id="s", account_id="a", billing_mode="monthly", plan_id="p", region="cn-north-1",
+                service_start=t("2026-01-01T10:00:00+08:00"), expires_at=t("2026-03-10T10:00:00+08:00"))
+    base.update(fields)
+    return Server(**base)
+
+
+@pytest.mark.parametrize("ended", ["2026-03-10T00:00:00+08:00", "2026-03-10T10:00:00+08:00", "2026-03-10T23:59:59+08:00"])
+def test_R_LIFE_3_spec_example(ended):
+    assert rules.retain_until(t(ended)) == t("2026-03-18T00:00:00+08:00")
+
+
+def test_R_LIFE_3_day_is_the_shanghai_day():
+    assert rules.retain_until(t("2026-03-09T16:30:00Z")) == t("2026-03-18T00:00:00+08:00")  # 03-10 00:30 local
+
+
+@pytest.mark.parametrize("reasons, strongest", [
+    ({"expired", "violation"}, "violation"), ({"arrears", "expired"}, "arrears"),
+    ({"security_incident", "violation", "terminated"}, "terminated"), (set(), None)])
+def test_R_LIFE_2b_strongest_reason(reasons, strongest):
+    assert rules.strongest_reason(reasons) == strongest
+
+
+def test_R_LIFE_2b_lifting_one_reason_leaves_the_others():
+    s = server()
+    assert rules.add_reason(s, "expired", t("2026-03-10T10:00:00+08:00")) is True
+    assert rules.add_reason(s, "violation", t("2026-03-11T00:00:00+08:00")) is False
+    assert s.retain_until is None  # an operator hold keeps the data
+    assert rules.lift_reason(s, "violation", t("2026-03-12T09:00:00+08:00")) is False
+    assert (s.state, rules.strongest_reason(s.stop_reasons)) == ("stopped", "expired")
+    assert s.retain_until == t("2026-03-20T00:00:00+08:00")  # (reading) counted from the lift
+
+
+def test_R_LIFE_2_terminated_is_final_and_first_time_is_kept():
+    s = server()
+    rules.add_reason(s, "terminated", t("2026-03-01T00:00:00+08:00"))
+    rules.add_reason(s, "terminated", t("2026-03-05T00:00:00+08:00"))
+    assert s.stop_reasons["terminated"] == t("2026-03-01T00:00:00+08:00")
+    assert s.retain_until == t("2026-03-09T00:00:00+08:00")
+
+
+@pytest.mark.parametrize("now, steps", [
+    ("2026-03-03T10:00:00+08:00", ["remind"]), ("2026-03-03T09:59:59+08:00", []),
+    ("2026-03-10T10:00:00+08:00", ["expire"]), ("2026-04-01T00:00:00+08:00", ["expire"])])
+def test_R_PAY_8_R_LIFE_1_sweep_steps(now, steps):
+    assert [s.kind for s in rules.sweep_steps(server(), t(now))] == steps
+
+
+def test_R_PAY_8_one_reminder_per_expiry_date():
+    s = server(reminded_for=t("2026-03-10T10:00:00+08:00"))
+    assert rules.sweep_steps(s, t("2026-03-05T00:10:00+08:00")) == []
+    assert rules.next_due(s) == t("2026-03-10T10:00:00+08:00")
+    s.expires_at = t("2026-04-10T10:00:00+08:00")
+    assert rules.next_due(s) == t("2026-04-03T10:00:00+08:00")
+
+
+def test_trials_get_no_renewal_reminder_but_expire():
+    s = server(billing_mode="trial")
+    assert rules.next_due(s) == t("2026-03-10T10:00:00+08:00")
+    assert rules.sweep_steps(s, t("2026-03-05T00:10:00+08:00")) == []
+
+
+def test_R_LIFE_3_R_LIFE_4_warning_a_day_before_then_destruction():
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)
+    assert rules.next_due(s) == t("2026-03-17T00:00:00+08:00")
+    assert [x.kind for x in rules.retention_steps(s, t("2026-03-17T00:10:00+08:00"))] == ["warn"]
+    s.warned_for = s.retain_until
+    assert rules.next_due(s) == t("2026-03-18T00:00:00+08:00")
+    assert rules.retention_steps(s, t("2026-03-17T23:59:59+08:00")) == []
+    assert [x.kind for x in rules.retention_steps(s, t("2026-03-18T00:00:00+08:00"))] == ["destroy"]
+
+
+def test_payg_and_destroyed_servers_are_never_due():
+    assert rules.next_due(server(billing_mode="payg", expires_at=None)) is None
+    s = server(destroyed_at=t("2026-04-01T00:00:00+08:00"))
+    rules.refresh(s)
+    assert (s.state, rules.next_due(s)) == ("destroyed", None)
+
+
+def test_R_FREE_4_free_days_are_whole_24_hour_days():
+    assert rules.add_free_days(t("2026-03-10T10:00:00+08:00"), 10) == t("2026-03-20T10:00:00+08:00")
