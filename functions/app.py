@@ -8,7 +8,6 @@ import logging
 from chalice import Chalice, Cron, Rate, Response
 
 from chalicelib import errors
-from chalicelib.settings import get_settings
 
 app = Chalice(app_name="k8s-billing")
 app.log.setLevel(logging.INFO)
@@ -74,7 +73,9 @@ def openapi_document():
 def _operator() -> str:
     header = (app.current_request.headers.get("authorization") or "")
     scheme, _, token = header.partition(" ")
-    tokens = get_settings().ops_tokens
+    from chalicelib.webhooks.secrets import ops_tokens
+
+    tokens = ops_tokens()
     if scheme.lower() != "bearer" or not token or not any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
         raise errors.Unauthorized("a valid Authorization: Bearer <token> is required")
     return "operator"

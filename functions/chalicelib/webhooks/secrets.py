@@ -1,5 +1,5 @@
-"""Webhook secrets: the environment wins; in AWS they may come from one Secrets Manager secret
-(JSON {"payments": "s1,s2", "ticketing": "s3"}) named by WEBHOOK_SECRETS_ID. A payments secret never
+"""Webhook secrets and ops tokens: the environment wins; in AWS they may come from one Secrets Manager
+secret (JSON {"payments": "s1,s2", "ticketing": "s3", "ops": "t1"}) named by WEBHOOK_SECRETS_ID. A payments secret never
 validates a ticketing callback: each sender has its own list."""
 from __future__ import annotations
 
@@ -30,3 +30,7 @@ def payment_secrets() -> tuple[str, ...]:
 
 def ticketing_secrets() -> tuple[str, ...]:
     return get_settings().ticketing_secrets or _csv(_from_secrets_manager().get("ticketing"))
+
+
+def ops_tokens() -> tuple[str, ...]:
+    return get_settings().ops_tokens or _csv(_from_secrets_manager().get("ops"))
