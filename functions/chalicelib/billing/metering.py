@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from ..clusters import queue as cluster_queue
 from ..errors import ConcurrentUpdate
-from ..notify import outbox
 from ..store import session as store
+from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt, store_key
 from . import rules
@@ -16,8 +15,7 @@ from .payments import Work, change_balance, load_account
 
 
 def _charge(server_id: str, now: datetime, cause: str, plans: dict) -> int:
-    for _ in range(5):
-        s = Session()
+    def change(s: Session, _attempt: int) -> int:
         w = Work(s, None, cause)
         server = w.server(server_id)
         if server is None or server.billing_mode != "payg":
@@ -35,14 +33,8 @@ def _charge(server_id: str, now: datetime, cause: str, plans: dict) -> int:
                        hours=len(charges),
                        note=f"hours {fmt(charges[0].hour_start)} .. {fmt(charges[-1].hour_start)}")
         w.save()
-        try:
-            s.commit()
-        except ConcurrentUpdate:
-            continue
-        outbox.publish(s.notifications)
-        cluster_queue.announce(s.actions)
         return len(charges)
-    raise ConcurrentUpdate(f"server {server_id} kept changing during metering")
+    return unit.run(change, what=f"server {server_id}")
 
 
 def run_metering(now: datetime) -> dict:

@@ -10,6 +10,7 @@ from ..domain.records import Plan, PriceVersion
 from ..errors import ConcurrentUpdate
 from ..notify import outbox
 from ..store import session as store
+from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt, store_key
 from ..webhooks.envelope import Payload
@@ -27,19 +28,14 @@ def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> di
     version is announced to every account with a server on the plan (R-NOTE-2); a past one is not."""
     version = PriceVersion(monthly_price=body.monthly_price, hourly_price=body.hourly_price,
                            effective_from=body.effective_from)
-    for _ in range(5):
-        s = Session()
+    def change(s: Session, _attempt: int) -> Plan:
         plan = s.plan(plan_id) or Plan(plan_id=plan_id)
         plan.versions = [v for v in plan.versions if v.effective_from != version.effective_from] + [version]
         plan.versions.sort(key=lambda v: v.effective_from)
         s.put_plan(plan)
-        try:
-            s.commit()
-            break
-        except ConcurrentUpdate:
-            continue
-    else:
-        raise ConcurrentUpdate(f"plan {plan_id} is being changed concurrently")
+        return plan
+
+    plan = unit.run(change, what=f"plan {plan_id}")
     announced = _announce(plan_id, version, now) if version.effective_from > now else 0
     return {"plan": plan_view(plan), "announced_to": announced}
 
@@ -57,7 +53,7 @@ def _announce(plan_id: str, version: PriceVersion, now: datetime) -> int:
             s.commit()
         except ConcurrentUpdate:
             continue  # announced already for this cause
-        outbox.publish(s.notifications)
+        unit.after_commit(s)
     return len(accounts)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Callable, Protocol
 
 from ..domain.records import ClusterAction

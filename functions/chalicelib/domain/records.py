@@ -1,7 +1,7 @@
 """The records the rules reason about: small pydantic types, no I/O (stored as JSON documents by `store/`)."""
 from __future__ import annotations
 
-from datetime import datetime
+
 from typing import Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field

@@ -14,10 +14,7 @@ from ..store import models as m
 from ..store.session import Session
 from ..timeutil import fmt, parse_rfc3339
 from . import rules
-from .payloads import (
-    CompensationAccepted, CompensationRequested, FilingApproved, FilingRejected, FilingSubmitted,
-    FilingWithdrawn,
-)
+from .payloads import CompensationAccepted, CompensationRequested, FilingSubmitted
 
 
 # ---- filings ------------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ import logging
 from datetime import datetime
 from typing import Callable
 
-from ..clusters import queue as cluster_queue
 from ..errors import ConcurrentUpdate
 from ..notify import outbox
 from ..store import models as m
 from ..store import session as store
+from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt, store_key
 from . import effects, rules
@@ -43,21 +43,15 @@ def visit(s: Session, server, now: datetime, cause: str) -> list[str]:
 
 
 def _process(row: m.ServerRow, now: datetime, cause: str) -> list[str]:
-    for attempt in range(3):
-        s = Session()
+    def change(s: Session, attempt: int) -> list[str]:
+        # first from the index copy; after a conflict (stale copy or a racing webhook) from the table
         server = s.adopt_server_row(row) if attempt == 0 else s.server(row.server_id)
         if server is None:
             return []
         done = visit(s, server, now, cause)
         effects.save_server(s, server)
-        try:
-            s.commit()
-        except ConcurrentUpdate:
-            continue  # the index copy was stale or a webhook raced us: read again and decide again
-        outbox.publish(s.notifications)
-        cluster_queue.announce(s.actions)
         return done
-    raise ConcurrentUpdate(f"server {row.server_id} kept changing during the sweep")
+    return unit.run(change, attempts=3, what=f"server {row.server_id}")
 
 
 def run_expiry_sweep(now: datetime, *, max_items: int | None = None,

@@ -8,12 +8,10 @@ from pydantic import Field
 
 from ..billing import rules as billing_rules
 from ..billing.payments import Work, change_balance, load_account
-from ..clusters import queue as cluster_queue
-from ..errors import Conflict, ConcurrentUpdate, NotFound
+from ..errors import Conflict, NotFound
 from ..lifecycle import effects
 from ..lifecycle import rules as life
-from ..notify import outbox
-from ..store.session import Session
+from ..store import unit
 from ..webhooks.envelope import Payload
 from . import views
 
@@ -45,18 +43,7 @@ class ViolationBody(Payload):
 
 
 def _run(change):
-    """Run a decision in a fresh unit of work until it commits without a concurrent change."""
-    for _ in range(5):
-        s = Session()
-        result = change(s)
-        try:
-            s.commit()
-        except ConcurrentUpdate:
-            continue
-        outbox.publish(s.notifications)
-        cluster_queue.announce(s.actions)
-        return result
-    raise ConcurrentUpdate("the record kept changing; try again")
+    return unit.run(lambda s, _attempt: change(s))
 
 
 def _load(w: Work, server_id: str):

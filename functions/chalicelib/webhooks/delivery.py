@@ -8,11 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..clusters import queue as cluster_queue
 from ..errors import ConcurrentUpdate, EventIdReused, EventInProgress, InvalidPayload
 from pynamodb.exceptions import TransactGetError
 
-from ..notify import outbox
+from ..store import unit
 from ..store.session import EventMarker, Session, body_hash
 from . import envelope, signature
 
@@ -60,7 +59,6 @@ def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType
         except ConcurrentUpdate:
             log.info("event %s lost a race (attempt %d); deciding again", env.id, attempt + 1)
             continue
-        outbox.publish(s.notifications)
-        cluster_queue.announce(s.actions)
+        unit.after_commit(s)
         return response
     raise EventInProgress(f"event {env.id!r} is being applied by another delivery; retry")

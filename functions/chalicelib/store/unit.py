@@ -1,0 +1,32 @@
+"""Run a decision in a fresh unit of work until it commits without a concurrent change, then send
+what the commit promised (notifications to SNS, cluster-action wake-ups to SQS)."""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from ..errors import ConcurrentUpdate
+from .session import Session
+
+T = TypeVar("T")
+
+
+def after_commit(s: Session) -> None:
+    from ..clusters import queue as cluster_queue
+    from ..notify import outbox
+
+    outbox.publish(s.notifications)
+    cluster_queue.announce(s.actions)
+
+
+def run(change: Callable[[Session, int], T], attempts: int = 5, what: str = "the record") -> T:
+    """`change(session, attempt)` decides on freshly read records and stages its writes."""
+    for attempt in range(attempts):
+        s = Session()
+        result = change(s, attempt)
+        try:
+            s.commit()
+        except ConcurrentUpdate:
+            continue
+        after_commit(s)
+        return result
+    raise ConcurrentUpdate(f"{what} kept changing; try again")
