@@ -83,7 +83,7 @@ def _operator() -> str:
 
 def _body() -> dict:
     raw = app.current_request.raw_body or b""
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         value = json.loads(raw)

@@ -21,6 +21,17 @@ def parse_rfc3339(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time-zone offset")
+    return check_range(value)
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def check_range(value: datetime) -> datetime:
+    """Business times outside 2000–2199 are input errors, not instants to compute with."""
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be between 2000-01-01 and 2199-12-31")
     return value
 
 

@@ -113,8 +113,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     stop = threading.Event()
     try:
-        children.append(subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(aws_port)],
-                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        children.append(subprocess.Popen([python, "-m", "infra.local.emulator", "-H", "127.0.0.1", "-p", str(aws_port)],
+                                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for(endpoint + "/moto-api/")
         created = bootstrap.create_all(env["AWS_DEFAULT_REGION"], endpoint)
         log(f"AWS emulator on {endpoint}: tables, queues {sorted(created['queues'])}, topics {sorted(created['topics'])}")

@@ -16,6 +16,9 @@ from tests import support
 def emulator():
     from moto.server import ThreadedMotoServer
 
+    from infra.local.emulator import serialize_dynamodb
+
+    serialize_dynamodb()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = support.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from ..webhooks.envelope import Payload
+from ..webhooks.envelope import Payload, Time
 
 Id = Field(min_length=1, max_length=200)
 Fen = Field(ge=0, le=10**12)
@@ -16,7 +16,7 @@ class OrderPaid(Payload):
     account_id: str = Id
     server_id: str = Id
     kind: Literal["new", "renewal", "upgrade"]
-    paid_at: AwareDatetime
+    paid_at: Time
     amount: int = Fen
     currency: Literal["CNY"]
     billing_mode: Optional[Literal["monthly", "payg", "trial"]] = None
@@ -37,10 +37,10 @@ class OrderRefunded(Payload):
     account_id: str = Id
     server_id: str = Id
     amount: int = Fen
-    refunded_at: AwareDatetime
+    refunded_at: Time
 
 
 class AccountToppedUp(Payload):
     account_id: str = Id
     amount: int = Field(gt=0, le=10**12)
-    topped_up_at: AwareDatetime
+    topped_up_at: Time

@@ -30,6 +30,7 @@ class Work:
     def __init__(self, s: Session, event_id: str | None, cause: str):
         self.s, self.event_id, self.cause = s, event_id, cause
         self.servers: dict[str, Server] = {}
+        self._as_read: dict[str, Server] = {}
         self.account: Account | None = None
 
     def server(self, server_id: str) -> Server | None:
@@ -38,6 +39,7 @@ class Work:
             if found is None:
                 return None
             self.servers[server_id] = found
+            self._as_read[server_id] = found.model_copy(deep=True)
         return self.servers[server_id]
 
     def ledger(self, server: Server | None, *, at: datetime, kind: str, rule: str, **fields) -> None:
@@ -45,8 +47,10 @@ class Work:
                        cause=self.cause, event_id=self.event_id, **fields)
 
     def save(self) -> None:
-        for server in self.servers.values():
-            effects.save_server(self.s, server)
+        """Write the servers that changed (an unchanged one only costs a conflict with others)."""
+        for server_id, server in self.servers.items():
+            if self._as_read.get(server_id) != server:
+                effects.save_server(self.s, server)
         if self.account is not None:
             self.s.put_account(self.account)
 
@@ -71,10 +75,11 @@ def settle_arrears(w: Work, balance_before: int, at: datetime) -> None:
     """R-PAY-7: in arrears, the account's payg servers are suspended; back to >= 0, the ones suspended
     for arrears are lifted (other reasons stay, R-LIFE-2b)."""
     account = w.account
+    if account.in_arrears == (balance_before < 0):
+        return  # no crossing of zero: the servers already match the account (read none of them)
     if account.in_arrears:
-        if balance_before >= 0:
-            outbox.record(w.s, kind="arrears", account_id=account.account_id, at=at,
-                          cause=f"arrears#{store_key(at)}", details={"balance": account.balance})
+        outbox.record(w.s, kind="arrears", account_id=account.account_id, at=at,
+                      cause=f"arrears#{store_key(at)}", details={"balance": account.balance})
         for server_id in account.server_ids:
             server = w.server(server_id)
             if server and server.billing_mode == "payg" and server.state != "destroyed":
@@ -144,8 +149,8 @@ def _new_order(w: Work, account: Account, order: Order, p: OrderPaid) -> dict:
         w.ledger(server, at=p.paid_at, kind="order_paid", rule="R-PAY-2", cash=p.amount)
         if p.amount:
             change_balance(w, p.amount, p.paid_at, kind="top_up", rule="R-PAY-7", server=server)
-        else:
-            settle_arrears(w, account.balance, p.paid_at)
+        if account.in_arrears:
+            effects.stop(w.s, server, "arrears", p.paid_at, w.cause)
     else:
         server.expires_at = add_months(p.paid_at, p.months)
         server.periods.append(Period(order_id=p.order_id, start=p.paid_at, end=server.expires_at,
@@ -203,7 +208,10 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
     server = w.server(p.server_id)
     if order.account_id != p.account_id or order.server_id != p.server_id:
         return _hold(w, None, "order_mismatch", p.amount, p.refunded_at, None, p.server_id)
-    if order.status == "refunded":
+    refunded_by_termination = server is not None and any(
+        period.order_id == order.order_id and period.refunded for period in server.periods)
+    if order.status == "refunded" or refunded_by_termination:
+        # a gateway refund, or a computed termination refund (R-LIFE-5) already paid this order back
         return _hold(w, None, "already_refunded", p.amount, p.refunded_at, server, p.server_id)
     if p.amount > order.amount:
         return _hold(w, None, "refund_exceeds_order", p.amount, p.refunded_at, server, p.server_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from ..domain.records import Plan, PriceVersion
 from ..errors import ConcurrentUpdate
@@ -13,13 +13,13 @@ from ..store import session as store
 from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt, store_key
-from ..webhooks.envelope import Payload
+from ..webhooks.envelope import Payload, Time
 
 
 class PriceVersionBody(Payload):
     monthly_price: int = Field(ge=0, le=10**12)
     hourly_price: int = Field(ge=0, le=10**12)
-    effective_from: AwareDatetime
+    effective_from: Time
     at: Optional[str] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
 
 

@@ -1,9 +1,9 @@
 """Ticketing system payloads (CONTRACT §1, /webhooks/ticketing)."""
 from __future__ import annotations
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from ..webhooks.envelope import Payload
+from ..webhooks.envelope import Payload, Time
 
 Id = Field(min_length=1, max_length=200)
 
@@ -13,32 +13,32 @@ class FilingSubmitted(Payload):
     server_id: str = Id
     website: str = Field(min_length=1, max_length=2000)
     is_change: bool
-    submitted_at: AwareDatetime
+    submitted_at: Time
 
 
 class FilingWithdrawn(Payload):
     filing_id: str = Id
-    withdrawn_at: AwareDatetime
+    withdrawn_at: Time
 
 
 class FilingRejected(Payload):
     filing_id: str = Id
-    rejected_at: AwareDatetime
+    rejected_at: Time
 
 
 class FilingApproved(Payload):
     filing_id: str = Id
-    approved_at: AwareDatetime
+    approved_at: Time
 
 
 class CompensationRequested(Payload):
     ticket_id: str = Id
     filing_id: str = Id
     server_id: str = Id
-    requested_at: AwareDatetime
+    requested_at: Time
 
 
 class CompensationAccepted(Payload):
     ticket_id: str = Id
     engineer_id: str = Id
-    accepted_at: AwareDatetime
+    accepted_at: Time

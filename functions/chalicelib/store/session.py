@@ -177,7 +177,8 @@ class Session:
 
     def add_ledger(self, row: LedgerRow) -> None:
         self._ledger_seq = getattr(self, "_ledger_seq", 0) + 1
-        row_id = f"{store_key(row.at)}#{row.cause}#{self._ledger_seq:03d}"
+        # the server is in the key: one run's cause (a metering hour, a sweep) spans many servers
+        row_id = f"{store_key(row.at)}#{row.cause}#{row.server_id or '-'}#{self._ledger_seq:03d}"
         model = m.LedgerRowModel(row.account_id, row_id, server_id=row.server_id, doc=_doc(row))
         self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
 

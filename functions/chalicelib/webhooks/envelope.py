@@ -4,9 +4,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
+from ..timeutil import check_range
+
+# An RFC 3339 time with an offset, inside the years the system can store and show (2000–2199).
+Time = Annotated[AwareDatetime, AfterValidator(check_range)]
 
 MAX_BODY = 256 * 1024
 
@@ -23,7 +29,7 @@ class Payload(BaseModel):
 class Envelope(Payload):
     id: str = Field(min_length=1, max_length=200)
     type: str = Field(min_length=1)
-    created_at: AwareDatetime
+    created_at: Time
     data: dict[str, Any]
 
 

@@ -1,0 +1,114 @@
+"""DynamoDB requests per delivered webhook, by type and operation (counted at botocore's
+BaseClient._make_api_call, so PynamoDB's own clients are included), plus other AWS calls (SNS/SQS).
+
+Target (the issue): one DynamoDB transaction plus at most one read per webhook, i.e.
+TransactWriteItems <= 1, reads (TransactGetItems/GetItem/Query/Scan/BatchGetItem) <= 1, no other writes."""
+from __future__ import annotations
+
+import time
+
+import _common as c
+
+READS = {"TransactGetItems", "GetItem", "Query", "Scan", "BatchGetItem"}
+PAID = "2026-01-10T10:00:00+08:00"
+BUSY_SERVERS = (20, 100)  # DynamoDB allows 100 items per transaction
+
+
+def scenario(tag: str):
+    """(label, sender, event) in delivery order; `tag` keeps ids distinct between warm-up and measure."""
+    srv, acc, fil, tkt = f"srv-{tag}", f"acc-{tag}", f"fil-{tag}", f"tkt-{tag}"
+    top_up = c.envelope("account.topped_up", {"account_id": acc, "amount": 500,
+                                              "topped_up_at": "2026-01-10T11:00:00+08:00"})
+    return [
+        ("order.paid new monthly", "pay", c.envelope("order.paid", c.order_paid(
+            f"ord-{tag}-new", acc, srv, "new", PAID, 10000, billing_mode="monthly", plan_id="std",
+            region="cn-north-1", months=1))),
+        ("order.paid renewal", "pay", c.envelope("order.paid", c.order_paid(
+            f"ord-{tag}-ren", acc, srv, "renewal", "2026-01-20T10:00:00+08:00", 10000, months=1))),
+        ("order.paid upgrade", "pay", c.envelope("order.paid", c.order_paid(
+            f"ord-{tag}-upg", acc, srv, "upgrade", "2026-01-21T10:00:00+08:00", 1234, plan_id="pro"))),
+        ("account.topped_up", "pay", top_up),
+        ("duplicate delivery (top-up re-sent)", "pay", top_up),
+        ("filing.submitted", "ticket", c.envelope("filing.submitted", {
+            "filing_id": fil, "server_id": srv, "website": "example.cn", "is_change": False,
+            "submitted_at": "2026-01-11T10:00:00+08:00"})),
+        ("filing.approved", "ticket", c.envelope("filing.approved", {
+            "filing_id": fil, "approved_at": "2026-01-16T10:00:00+08:00"})),
+        ("compensation.requested", "ticket", c.envelope("compensation.requested", {
+            "ticket_id": tkt, "filing_id": fil, "server_id": srv, "requested_at": "2026-01-17T10:00:00+08:00"})),
+        ("compensation.accepted", "ticket", c.envelope("compensation.accepted", {
+            "ticket_id": tkt, "engineer_id": "eng-1", "accepted_at": "2026-01-17T12:00:00+08:00"})),
+        ("order.refunded", "pay", c.envelope("order.refunded", {
+            "order_id": f"ord-{tag}-new", "account_id": acc, "server_id": srv, "amount": 5000,
+            "refunded_at": "2026-01-25T10:00:00+08:00"})),
+    ]
+
+
+def busy_account(n: int):
+    """n monthly servers on one account, then a top-up and a refund on it: does the cost grow with n?"""
+    acc = f"acc-busy{n}"
+    setup = [c.envelope("order.paid", c.order_paid(f"ord-b{n}-{i}", acc, f"srv-b{n}-{i}", "new", PAID, 10000,
+                                                   billing_mode="monthly", plan_id="std", region="cn-north-1",
+                                                   months=1)) for i in range(n)]
+    measured = [
+        (f"account.topped_up ({n} servers on account)", "pay", c.envelope("account.topped_up", {
+            "account_id": acc, "amount": 500, "topped_up_at": "2026-01-12T11:00:00+08:00"})),
+        (f"order.refunded ({n} servers on account)", "pay", c.envelope("order.refunded", {
+            "order_id": f"ord-b{n}-0", "account_id": acc, "server_id": f"srv-b{n}-0", "amount": 5000,
+            "refunded_at": "2026-01-25T10:00:00+08:00"})),
+    ]
+    return setup, measured
+
+
+def meets(ops) -> bool:
+    writes = sum(n for op, n in ops.items() if op not in READS and op != "TransactWriteItems")
+    return ops.get("TransactWriteItems", 0) <= 1 and sum(ops.get(op, 0) for op in READS) <= 1 and writes == 0
+
+
+def main() -> int:
+    server, _ = c.start_emulator()
+    c.quiet_app_logs()
+    counter = c.CallCounter()
+    try:
+        with c.test_client() as client:
+            api = c.InProcessApi(client)
+            for plan, monthly in (("std", 10000), ("pro", 30000)):
+                status, body = api.ops("PUT", f"/ops/plans/{plan}", {
+                    "monthly_price": monthly, "hourly_price": 20, "effective_from": "2020-01-01T00:00:00+08:00"})
+                assert status == 200, body
+            for _, sender, event in scenario("warm"):  # first calls per table/client, connection pools
+                getattr(api, sender)(event)
+            rows, ok_all = [], True
+            print(f"{'webhook':44} {'status':>6}  {'result':10} {'meets':5} {'txn items':9} {'ms':>5}  DynamoDB operations | other AWS calls")
+            busy = []
+            for n in BUSY_SERVERS:
+                setup, measured = busy_account(n)
+                for event in setup:
+                    api.pay(event)
+                busy += measured
+            for label, sender, event in scenario("m") + busy:
+                counter.reset()
+                t0 = time.perf_counter()
+                status, body = getattr(api, sender)(event)
+                ms = (time.perf_counter() - t0) * 1000
+                ddb, other = counter.snapshot()
+                items = ",".join(map(str, counter.txn_items)) or "-"
+                ok = meets(ddb) and status == 200
+                ok_all &= ok
+                result = (body or {}).get("result") or (body or {}).get("error", {}).get("code")
+                decision = ((body or {}).get("outcome") or {}).get("decision", "")
+                rows.append((label, ddb, ok))
+                print(f"{label:44} {status:>6}  {str(result):10} {'yes' if ok else 'NO':5} {items:>9} {ms:5.0f}  "
+                      f"{c.fmt_ops(ddb)} | {c.fmt_ops(other)}  {decision}")
+    finally:
+        server.stop()
+    total = sum(sum(d.values()) for _, d, _ in rows)
+    print(f"\n{sum(ok for *_, ok in rows)}/{len(rows)} webhook types meet the target; "
+          f"{total} DynamoDB requests for {len(rows)} deliveries")
+    for label, ddb, ok in rows:
+        c.summary("ddb_requests", label, c.fmt_ops(ddb), "1 txn + <=1 read", ok)
+    return 0
+
+
+if __name__ == "__main__":
+    c.finish(main())
