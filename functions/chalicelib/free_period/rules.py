@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Callable, Iterable
 
-import holidays
 
 from chalicelib.timeutil import SHANGHAI, to_local
 
@@ -144,8 +143,11 @@ def convert_days_for_upgrade(days: int, old_monthly_price: int, new_monthly_pric
 
 
 @functools.lru_cache(maxsize=None)
-def _china_calendar(year: int) -> holidays.HolidayBase:
-    """R-FREE-3: the official China calendar for one year (built once, then cached)."""
+def _china_calendar(year: int):
+    """R-FREE-3: the official China calendar for one year (built once, then cached). Imported here
+    so only an acceptance pays for loading the holiday data, not every webhook's cold start."""
+    import holidays
+
     return holidays.China(years=year)
 
 

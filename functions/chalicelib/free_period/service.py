@@ -163,6 +163,7 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
         raise UnknownReference(f"ticket {p.ticket_id!r} is not known")
     if ticket.get("decision"):
         return ticket["decision"]
+    s.prefetch(server_id=ticket["server_id"], filing_id=ticket["filing_id"])  # one read for both
     server, filing, violation = _load_for_ticket(s, ticket["server_id"], ticket["filing_id"])
     due = rules.due_by(p.accepted_at)
     verdict = assess(server, violation, ticket, filing, p.accepted_at)
