@@ -1,16 +1,24 @@
 """Helpers shared by the tests: an emulator over HTTP, signed deliveries, event builders."""
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
+import subprocess
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 
+from pathlib import Path
+
 import stripe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PAY_SECRET = "pay_test_secret"
 PAY_SECRET_OLD = "pay_old_secret"
@@ -65,3 +73,34 @@ def environment(**values):
 
 def dumps(value) -> bytes:
     return json.dumps(value).encode()
+
+
+@contextmanager
+def local_stack():
+    """The local stack exactly as the README starts it (`make run`), on free ports, schedules off, the
+    local default secrets; stopped with Ctrl-C (SIGINT to its process group) at the end."""
+    api_port, aws_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENT_", "TICKETING_", "OPS_", "AWS_ENDPOINT"))}
+    env.update(API_PORT=str(api_port), AWS_EMULATOR_PORT=str(aws_port), LOCAL_SCHEDULES="0")
+    env.pop("ALLOW_CLOCK_OVERRIDE", None)
+    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    for line in proc.stdout:  # blocks until the stack says it is ready (or exits)
+        lines.append(line)
+        if "[local-stack] ready" in line:
+            break
+    else:
+        raise RuntimeError("local stack did not start:\n" + "".join(lines))
+    # keep reading its output so `chalice local`, which logs every request, never blocks on a full pipe
+    tail = collections.deque(lines, maxlen=400)
+    reader = threading.Thread(target=tail.extend, args=(proc.stdout,), daemon=True)
+    reader.start()
+    try:
+        yield {"api": f"http://127.0.0.1:{api_port}", "aws": f"http://127.0.0.1:{aws_port}", "proc": proc,
+               "api_port": api_port, "aws_port": aws_port, "log": tail}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=30)
+        reader.join(timeout=30)

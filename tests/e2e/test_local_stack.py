@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,23 +25,8 @@ def _port_open(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def stack():
-    api_port, aws_port = support.free_port(), support.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENT_", "TICKETING_", "OPS_", "AWS_ENDPOINT"))}
-    env.update(API_PORT=str(api_port), AWS_EMULATOR_PORT=str(aws_port), LOCAL_SCHEDULES="0")
-    env.pop("ALLOW_CLOCK_OVERRIDE", None)
-    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
-    for line in proc.stdout:  # blocks until the stack says it is ready (or exits)
-        lines.append(line)
-        if "[local-stack] ready" in line:
-            break
-    else:
-        pytest.fail("local stack did not start:\n" + "".join(lines))
-    yield {"api": f"http://127.0.0.1:{api_port}", "api_port": api_port, "aws_port": aws_port, "proc": proc}
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
+    with support.local_stack() as running:
+        yield running
 
 
 def send(stack, event: dict, secret=LOCAL_PAY_SECRET, path="/webhooks/payments"):

@@ -19,14 +19,9 @@ fresh event ids, parseable business times) so fuzzing gets past the first valida
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import hmac
 import json
-import os
-import signal
-import subprocess
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -87,32 +82,8 @@ OPERATIONS = [
 # ---- the local stack ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stack():
-    api_port, aws_port = support.free_port(), support.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENT_", "TICKETING_", "OPS_", "AWS_ENDPOINT"))}
-    env.update(API_PORT=str(api_port), AWS_EMULATOR_PORT=str(aws_port), LOCAL_SCHEDULES="0")
-    env.pop("ALLOW_CLOCK_OVERRIDE", None)
-    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
-    for line in proc.stdout:  # blocks until the stack says it is ready (or exits)
-        lines.append(line)
-        if "[local-stack] ready" in line:
-            break
-    else:
-        pytest.fail("local stack did not start:\n" + "".join(lines))
-    # Keep reading its output (the tail is kept for diagnostics), so `chalice local`, which logs every
-    # request, never blocks on a full pipe.
-    tail = collections.deque(lines, maxlen=400)
-    reader = threading.Thread(target=tail.extend, args=(proc.stdout,), daemon=True)
-    reader.start()
-    try:
-        yield {"api": f"http://127.0.0.1:{api_port}", "aws": f"http://127.0.0.1:{aws_port}", "proc": proc,
-               "log": tail}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=30)
-        reader.join(timeout=30)
+    with support.local_stack() as running:
+        yield running
 
 
 def sign(body: bytes, secret: str) -> str:
