@@ -28,8 +28,7 @@ import _common as c
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 N = int(ARGS[0]) if ARGS else 300
-ATOMIC = "--atomic-emulator" in sys.argv  # see bench/_atomic_emulator/sitecustomize.py
-MODE = "atomic emulator" if ATOMIC else "stock moto"
+MODE = "local stack"  # its emulator serialises DynamoDB requests (infra/local/emulator.py)
 THREADS, DEADLINE_S, ACCOUNTS, TOPUP_ACCOUNT = 16, 90.0, 50, "acc-load-topup"
 
 
@@ -38,8 +37,6 @@ def start_stack():
     env = {**os.environ, **c.BENCH_ENV, "API_PORT": str(api_port), "AWS_EMULATOR_PORT": str(aws_port),
            "LOCAL_SCHEDULES": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONPATH", None)
-    if ATOMIC:
-        env["PYTHONPATH"] = str(c.ROOT / "bench" / "_atomic_emulator")
     err = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, str(c.ROOT / "infra" / "local" / "run.py")], cwd=c.ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)

@@ -20,7 +20,6 @@ BENCHES = [
     ("sweep_reads.py", [], 150),
     ("import_time.py", [], 90),
     ("package_size.py", [], 260),
-    ("load.py", ["--atomic-emulator"], 150),
     ("load.py", [], 150),
     ("faults.py", [], 90),
 ]
