@@ -69,21 +69,7 @@ class KubeWorkloads:
         An object that already carries a saved value keeps it: a second stop only re-asserts 0/suspended.
         Returns counts of objects changed now, objects already stopped, and the namespaces skipped.
         """
-        result: dict[str, Any] = {"deployments": 0, "statefulsets": 0, "cronjobs": 0, "unchanged": 0,
-                                  "namespaces_skipped": []}
-        with self._api() as api:
-            namespaces, skipped = self._namespaces(api, rules.should_touch_namespace)
-            result["namespaces_skipped"] = skipped
-            for namespace in namespaces:
-                for plural, api_name, list_name, patch_name in _SCALED_KINDS:
-                    for obj in self._list(api, api_name, list_name, namespace, plural):
-                        patch = _stop_scaled_patch(obj)
-                        self._apply(api, api_name, patch_name, plural, obj, patch, result)
-                plural, api_name, list_name, patch_name = _CRONJOBS
-                for obj in self._list(api, api_name, list_name, namespace, plural):
-                    patch = _stop_cronjob_patch(obj)
-                    self._apply(api, api_name, patch_name, plural, obj, patch, result)
-        return result
+        return self._walk(rules.should_touch_namespace, _stop_scaled_patch, _stop_cronjob_patch)
 
     def start(self) -> dict:
         """R-CLU-2: restore exactly the saved replicas / suspend values and remove the saved annotations.
@@ -91,20 +77,19 @@ class KubeWorkloads:
         Objects without a saved value (created while stopped, or never stopped) are left alone.
         Call it after the node groups are restored, so the restored pods have nodes to land on.
         """
+        return self._walk(rules.should_restore_namespace, _start_scaled_patch, _start_cronjob_patch)
+
+    def _walk(self, include_namespace, scaled_patch, cronjob_patch) -> dict:
+        """Patch every workload of the included namespaces with the patch its kind's builder makes."""
         result: dict[str, Any] = {"deployments": 0, "statefulsets": 0, "cronjobs": 0, "unchanged": 0,
                                   "namespaces_skipped": []}
+        kinds = [(kind, scaled_patch) for kind in _SCALED_KINDS] + [(_CRONJOBS, cronjob_patch)]
         with self._api() as api:
-            namespaces, skipped = self._namespaces(api, rules.should_restore_namespace)
-            result["namespaces_skipped"] = skipped
+            namespaces, result["namespaces_skipped"] = self._namespaces(api, include_namespace)
             for namespace in namespaces:
-                for plural, api_name, list_name, patch_name in _SCALED_KINDS:
+                for (plural, api_name, list_name, patch_name), make_patch in kinds:
                     for obj in self._list(api, api_name, list_name, namespace, plural):
-                        patch = _start_scaled_patch(obj)
-                        self._apply(api, api_name, patch_name, plural, obj, patch, result)
-                plural, api_name, list_name, patch_name = _CRONJOBS
-                for obj in self._list(api, api_name, list_name, namespace, plural):
-                    patch = _start_cronjob_patch(obj)
-                    self._apply(api, api_name, patch_name, plural, obj, patch, result)
+                        self._apply(api, api_name, patch_name, plural, obj, make_patch(obj), result)
         return result
 
     # ---- client plumbing -------------------------------------------------

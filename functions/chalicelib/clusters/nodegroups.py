@@ -12,7 +12,7 @@ That is mapped to TransientClusterError, and every step is idempotent, so the qu
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import rules
 from .errors import ClusterActionError, PermanentClusterError, TransientClusterError
@@ -99,18 +99,23 @@ def _as_config(scaling: rules.SavedScaling) -> dict:
     return {"minSize": scaling.min_size, "desiredSize": scaling.desired_size, "maxSize": scaling.max_size}
 
 
+def _live_nodegroups(eks: Any, cluster_name: str) -> Iterator[tuple[str, dict]]:
+    """The cluster's node groups that exist and are not being deleted, with their descriptions."""
+    _require_cluster(eks, cluster_name)
+    for name in _nodegroup_names(eks, cluster_name):
+        nodegroup = _describe(eks, cluster_name, name)
+        if nodegroup is not None and nodegroup.get("status") != "DELETING":
+            yield name, nodegroup
+
+
 def stop_nodegroups(eks: Any, cluster_name: str) -> list[dict]:
     """R-CLU-1: save each node group's min/desired/max, then set min 0 / desired 0 with max unchanged.
 
     A node group that already carries a saved value keeps it (a second stop never saves zeros).
     Returns one entry per node group: name, the saved scaling, and whether this call changed anything.
     """
-    _require_cluster(eks, cluster_name)
     results = []
-    for name in _nodegroup_names(eks, cluster_name):
-        nodegroup = _describe(eks, cluster_name, name)
-        if nodegroup is None or nodegroup.get("status") == "DELETING":
-            continue
+    for name, nodegroup in _live_nodegroups(eks, cluster_name):
         what = f"stop node group {cluster_name}/{name}"
         current = _scaling(nodegroup)
         labels = nodegroup.get("labels") or {}
@@ -137,12 +142,8 @@ def start_nodegroups(eks: Any, cluster_name: str) -> list[dict]:
 
     Node groups without a saved value (never stopped, or added while stopped) are left alone.
     """
-    _require_cluster(eks, cluster_name)
     results = []
-    for name in _nodegroup_names(eks, cluster_name):
-        nodegroup = _describe(eks, cluster_name, name)
-        if nodegroup is None or nodegroup.get("status") == "DELETING":
-            continue
+    for name, nodegroup in _live_nodegroups(eks, cluster_name):
         labels = nodegroup.get("labels") or {}
         if rules.SAVED_SCALING_KEY not in labels:
             results.append({"nodegroup": name, "restored": None, "changed": False})
