@@ -202,10 +202,10 @@ def drain_cluster_actions():
 @app.route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
-    from chalicelib.clusters import executor
+    from chalicelib.ops import lists
 
     _operator()
-    return executor.dead_letters()
+    return lists.dead_letters(_query())
 
 
 @app.route("/ops/dead-letters/{action_id}/replay", methods=["POST"], content_types=["*/*"])
@@ -215,6 +215,41 @@ def replay_dead_letter(action_id):
 
     _operator()
     return executor.replay(action_id)
+
+
+def _query() -> dict:
+    return dict(app.current_request.query_params or {})
+
+
+@app.route("/ops/lists/{name}", methods=["GET"])
+@handled
+def operator_list(name):
+    from chalicelib.ops import clock, lists
+
+    _operator()
+    query = _query()
+    return lists.answer(name, query, clock.business_time(query.get("at")))
+
+
+# ---- the operators' console: static files; everything it shows comes from the ops API ----------------
+def _console(name: str) -> Response:
+    from chalicelib import console
+
+    try:
+        body, headers = console.asset(name)
+    except errors.ApiError as exc:
+        return _answer(exc.status, exc.body())
+    return Response(body=body, status_code=200, headers=headers)
+
+
+@app.route("/console", methods=["GET"])
+def console_page():
+    return _console("")
+
+
+@app.route("/console/{name}", methods=["GET"])
+def console_asset(name):
+    return _console(name)
 
 
 # ---- scheduled and queued functions (names fixed by CONTRACT §3) ------------------------------------

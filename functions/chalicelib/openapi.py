@@ -72,12 +72,29 @@ def _id(name: str) -> list[dict]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}]
 
 
+def _query(name: str, description: str, **schema) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+PAGE = [_query("limit", "items per page (default 50)", type="integer", minimum=1, maximum=100),
+        _query("cursor", "the `next` of the previous page", type="string")]
+AT_QUERY = _query("at", "business time of \"now\"; honoured only where ALLOW_CLOCK_OVERRIDE=1",
+                  type="string", format="date-time")
+
+
+def _list(summary: str, answer: type[BaseModel], *params: dict) -> dict:
+    operation = _op("get", summary, answer, errors=("400", "401", "403"))
+    operation["get"]["parameters"] = [*params, *PAGE]
+    return operation
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     models = [e.model for e in (*PAYMENT_EVENTS.values(), *TICKETING_EVENTS.values())] + [
         SuspendBody, ResumeBody, TerminateBody, ViolationBody, PriceVersionBody, schemas.SweepBody,
         schemas.Error, schemas.WebhookAnswer, schemas.ServerView, schemas.AccountView, schemas.TerminateAnswer,
-        schemas.DrainAnswer, schemas.DeadLetters, schemas.SweepAnswer]
+        schemas.DrainAnswer, schemas.DeadLetters, schemas.SweepAnswer, schemas.ExpiringList,
+        schemas.AwaitingDestructionList, schemas.ArrearsList, schemas.GrantsList]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     components = dict(defs.get("$defs", {}))
     for event_type, entry in {**PAYMENT_EVENTS, **TICKETING_EVENTS}.items():
@@ -96,7 +113,14 @@ def document() -> dict:
         "/ops/sweeps/expiry": _op("post", "Run the daily expiry sweep now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
         "/ops/sweeps/metering": _op("post", "Run pay-as-you-go metering now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
         "/ops/cluster-actions/drain": _op("post", "Run queued cluster actions now", schemas.DrainAnswer, errors=("401",)),
-        "/ops/dead-letters": _op("get", "Cluster actions that used up their attempts", schemas.DeadLetters, errors=("401",)),
+        "/ops/dead-letters": _list("Cluster actions that used up their attempts, oldest first", schemas.DeadLetters),
+        "/ops/lists/expiring": _list("Active servers expiring within `days` days (an expiry already past first)", schemas.ExpiringList,
+                                     _query("days", "default 7", type="integer", minimum=0, maximum=3660), AT_QUERY),
+        "/ops/lists/awaiting-destruction": _list("Stopped servers awaiting destruction, soonest first (R-LIFE-3)", schemas.AwaitingDestructionList,
+                                                 _query("days", "only those destroyed within this many days", type="integer", minimum=0, maximum=3660), AT_QUERY),
+        "/ops/lists/arrears": _list("Accounts in arrears, deepest first (R-PAY-7)", schemas.ArrearsList),
+        "/ops/lists/grants": _list("Free periods granted in a month (Asia/Shanghai)", schemas.GrantsList,
+                                   _query("month", "YYYY-MM, default this month", type="string", pattern="^[0-9]{4}-(0[1-9]|1[0-2])$"), AT_QUERY),
         "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("401", "404", "409"))},
     }
     components["Open"] = {"type": "object", "additionalProperties": True}

@@ -76,6 +76,10 @@ OPERATIONS = [
     "POST /ops/cluster-actions/drain",
     "GET /ops/dead-letters",
     "POST /ops/dead-letters/{action_id}/replay",
+    "GET /ops/lists/expiring",
+    "GET /ops/lists/awaiting-destruction",
+    "GET /ops/lists/arrears",
+    "GET /ops/lists/grants",
 ]
 
 

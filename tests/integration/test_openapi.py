@@ -30,7 +30,8 @@ def test_document_lists_every_contract_route_and_event(document):
         "/webhooks/payments", "/webhooks/ticketing", "/ops/servers/{server_id}", "/ops/accounts/{account_id}",
         "/ops/servers/{server_id}/suspend", "/ops/servers/{server_id}/resume", "/ops/servers/{server_id}/terminate",
         "/ops/accounts/{account_id}/violation", "/ops/plans/{plan_id}", "/ops/sweeps/expiry", "/ops/sweeps/metering",
-        "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay"}
+        "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay",
+        "/ops/lists/expiring", "/ops/lists/awaiting-destruction", "/ops/lists/arrears", "/ops/lists/grants"}
     mapping = document["paths"]["/webhooks/payments"]["post"]["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
     assert sorted(mapping) == ["account.topped_up", "order.paid", "order.refunded"]
     order = document["components"]["schemas"]["OrderPaid"]

@@ -112,6 +112,7 @@ class DeadLetter(BaseModel):
 
 class DeadLetters(BaseModel):
     items: list[DeadLetter]
+    next: Optional[str] = None
 
 
 class SweepBody(BaseModel):
@@ -121,3 +122,53 @@ class SweepBody(BaseModel):
 
 class SweepAnswer(Open):
     now: str
+
+
+# ---- the operators' lists (GET /ops/lists/{name}, GET /ops/dead-letters) ------------------------------
+class ListPage(BaseModel):
+    next: Optional[str] = Field(description="opaque cursor of the next page (pass it as `cursor`); null at the end")
+
+
+class ExpiringServer(BaseModel):
+    server_id: str
+    account_id: str
+    plan_id: str
+    expires_at: str
+
+
+class ExpiringList(ListPage):
+    items: list[ExpiringServer]
+    until: str = Field(description="the list holds active servers whose expiry is at or before this time")
+
+
+class AwaitingServer(BaseModel):
+    server_id: str
+    account_id: str
+    plan_id: str
+    retain_until: str
+
+
+class AwaitingDestructionList(ListPage):
+    items: list[AwaitingServer]
+
+
+class ArrearsAccount(BaseModel):
+    account_id: str
+    balance: int = Field(description="fen, below zero")
+
+
+class ArrearsList(ListPage):
+    items: list[ArrearsAccount]
+
+
+class Grant(BaseModel):
+    server_id: str
+    account_id: str
+    days: Optional[int]
+    granted_at: str
+    ticket_id: Optional[str]
+
+
+class GrantsList(ListPage):
+    items: list[Grant]
+    month: str

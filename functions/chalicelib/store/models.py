@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from ..settings import get_settings
@@ -39,6 +39,32 @@ class PlanIndex(GlobalSecondaryIndex):
     plan_id = UnicodeAttribute(hash_key=True)
 
 
+# The operators' lists (store/lists.py): sparse, sharded; the expiry index holds most servers, so it and
+# the retention index project only what a list shows.
+class ExpiryIndex(GlobalSecondaryIndex):
+    Meta = _index("by_expiry", IncludeProjection(["account_id", "plan_id"]))
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    expires_key = UnicodeAttribute(range_key=True)
+
+
+class RetainIndex(GlobalSecondaryIndex):
+    Meta = _index("by_retain", IncludeProjection(["account_id", "plan_id"]))
+    retain_shard = UnicodeAttribute(hash_key=True)
+    retain_key = UnicodeAttribute(range_key=True)
+
+
+class GrantIndex(GlobalSecondaryIndex):
+    Meta = _index("by_grant")
+    grant_shard = UnicodeAttribute(hash_key=True)
+    grant_key = UnicodeAttribute(range_key=True)
+
+
+class ArrearsIndex(GlobalSecondaryIndex):
+    Meta = _index("by_arrears", KeysOnlyProjection())
+    arrears_shard = UnicodeAttribute(hash_key=True)
+    arrears_key = UnicodeAttribute(range_key=True)
+
+
 class ServerRow(Model):
     Meta = _meta("servers")
     server_id = UnicodeAttribute(hash_key=True)
@@ -49,18 +75,30 @@ class ServerRow(Model):
     due_at = UnicodeAttribute(null=True)
     meter_shard = UnicodeAttribute(null=True)
     meter_at = UnicodeAttribute(null=True)
+    expiry_shard = UnicodeAttribute(null=True)
+    expires_key = UnicodeAttribute(null=True)
+    retain_shard = UnicodeAttribute(null=True)
+    retain_key = UnicodeAttribute(null=True)
+    grant_shard = UnicodeAttribute(null=True)
+    grant_key = UnicodeAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
     by_due = DueIndex()
     by_meter = MeterIndex()
     by_plan = PlanIndex()
+    by_expiry = ExpiryIndex()
+    by_retain = RetainIndex()
+    by_grant = GrantIndex()
 
 
 class AccountRow(Model):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
+    arrears_shard = UnicodeAttribute(null=True)
+    arrears_key = UnicodeAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
+    by_arrears = ArrearsIndex()
 
 
 class LedgerByServer(GlobalSecondaryIndex):

@@ -20,6 +20,7 @@ from ..domain.records import (
 from ..errors import ConcurrentUpdate
 from ..settings import get_settings
 from ..timeutil import store_key
+from . import lists
 from . import models as m
 
 SHARDS = 8
@@ -160,11 +161,13 @@ class Session:
             due_at=store_key(due_at) if due_at else None,
             meter_shard=shard_of(server.server_id) if meter_at else None,
             meter_at=store_key(meter_at) if meter_at else None,
+            **lists.server_keys(server),
         )
         self._writes.append(("save", row, None))
 
     def put_account(self, account: Account) -> None:
-        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account)), None))
+        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account),
+                                                     **lists.account_keys(account)), None))
 
     def put_order(self, order: Order) -> None:
         self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
