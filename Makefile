@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup bench package clean
+.PHONY: run test setup browser screenshots bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) infra/local/run.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
+
+# The console's browser tests drive Debian's Chromium through its chromedriver (nothing is downloaded at
+# run time); installed here only when missing (as root, like CI).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; fi
+
+# Re-takes the console's screenshots in docs/console/ (an ordinary test run writes them to a temporary folder).
+screenshots: $(STAMP) browser
+	CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest tests/browser -q
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -290,9 +290,11 @@
     { label: "cash", cell: (r) => (r.cash === undefined ? "" : yuan(r.cash)), className: "money" },
     { label: "balance after", cell: (r) => (r.balance_after === undefined ? "" : money(r.balance_after)), className: "money" },
     { label: "expiry before → after", cell: (r) => (r.expires_at_before || r.expires_at_after ? `${shanghai(r.expires_at_before) || "—"} → ${shanghai(r.expires_at_after) || "—"}` : "") },
-    { label: "rule", cell: (r) => r.rule },
+    { label: "rule", cell: (r) => r.rule, className: "nowrap" },
     { label: "details", cell: (r) => rest(r, ["at", "kind", "amount", "cash", "balance_after", "balance_before", "expires_at_before", "expires_at_after", "rule", "account_id", "server_id"]) },
   ];
+  // the account's ledger spans its servers: one more column says whose row it is
+  const ACCOUNT_LEDGER = [LEDGER[0], { label: "server", cell: (r) => (r.server_id ? serverLink(r.server_id) : "") }, ...LEDGER.slice(1)];
   const NOTIFICATIONS = [
     { label: "kind", cell: (n) => n.kind },
     { label: "at", cell: (n) => shanghai(n.at), className: "time" },
@@ -423,7 +425,7 @@
     ]);
     $("account-servers").replaceChildren(...(view.servers.length ? view.servers.map((s) => el("li", {}, serverLink(s))) : [el("li", {}, "none")]));
     const base = `/ops/accounts/${encodeURIComponent(id)}`;
-    viewList($("account-ledger"), LEDGER, view, "ledger", base);
+    viewList($("account-ledger"), ACCOUNT_LEDGER, view, "ledger", base);
     viewList($("account-notifications"), NOTIFICATIONS, view, "notifications", base);
     $("account-audit-box").hidden = !Array.isArray(view.audit);
     if (Array.isArray(view.audit)) viewList($("account-audit"), AUDIT, view, "audit", base);
