@@ -216,8 +216,11 @@ def test_expiring_server_opened_from_the_list_and_suspended_with_a_reason(browse
     browser.save_screenshot(str(screenshots / "server.png"))
     # the server has left the expiring list (it is no longer active)
     browser.find_element(By.CSS_SELECTOR, 'nav a[href="#/"]').click()
-    wait(browser, EC.presence_of_element_located(row("list-arrears", "acc-payg")))
-    wait(browser, EC.invisibility_of_element_located(row("list-expiring", "srv-exp")))
+    # the lists page is shown in the same step that starts reloading the lists, so "shown and ready"
+    # is a fresh answer, never the table of the earlier visit
+    wait(browser, lambda d: d.find_element(By.ID, "page-lists").is_displayed()
+         and d.find_element(By.ID, "list-expiring").get_attribute("data-state") == "ready")
+    assert browser.find_elements(*row("list-expiring", "srv-exp")) == []
 
     open_server(browser, "srv-exp")
     browser.find_element(By.ID, "do-resume").click()
@@ -276,7 +279,16 @@ def test_R_CLU_4_dead_letter_replayed_from_the_list(browser, stack):
     message = wait(browser, EC.visibility_of_element_located((By.ID, "message")))
     wait(browser, lambda d: message.text.startswith("Replayed"))
     assert message.text.startswith(f"Replayed {letter['id']}: now failed after 1 attempt(s) — no kubeconfig for server srv-dead")
-    wait(browser, EC.invisibility_of_element_located(row("list-dead", letter["id"])))
+    wait(browser, lambda d: d.find_element(By.ID, "list-dead").get_attribute("data-state") == "ready"
+         and not d.find_elements(*row("list-dead", letter["id"])))
     assert [i["id"] for i in stack.ops("GET", "/ops/dead-letters")["items"]] == []
-    [action] = stack.ops("GET", "/ops/servers/srv-dead")["cluster_actions"]
+    view = stack.ops("GET", "/ops/servers/srv-dead")
+    [action] = view["cluster_actions"]
     assert (action["status"], action["attempts"]) == ("failed", 1)
+    # the server page: the retention countdown (R-LIFE-3) and the action's new status
+    browser.find_element(By.CSS_SELECTOR, f'#list-awaiting tr[data-id="srv-dead"] a[href="#/server/srv-dead"]').click()
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "server-state"), "stopped"))
+    assert text_of(browser, "#f-retain").startswith(f"{shown_time(view['retain_until'])} (destruction in ")
+    assert text_of(browser, "#f-stop-reason") == "expired"
+    cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#server-actions tbody tr td")]
+    assert cells[1:4] == ["stop", "failed", "1"] and cells[4].startswith("no kubeconfig for server srv-dead")

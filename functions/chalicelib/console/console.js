@@ -40,7 +40,8 @@
     return `${p.year}-${p.month}`;
   }
 
-  /** "in 3 d 4 h" / "2 h 5 min ago", counted from this browser's clock. */
+  /** A countdown from this browser's clock: "in 3 d 4 h", or "overdue by 2 h 5 min" once the time has
+   *  passed (the daily sweep has not acted on it yet). */
   function relative(text) {
     if (!text) return "";
     const ms = Date.parse(text) - Date.now();
@@ -48,8 +49,10 @@
     const minutes = Math.floor(Math.abs(ms) / 60000);
     const d = Math.floor(minutes / 1440), h = Math.floor((minutes % 1440) / 60), m = minutes % 60;
     const span = d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
-    return ms < 0 ? `${span} ago` : `in ${span}`;
+    return ms < 0 ? `overdue by ${span}` : `in ${span}`;
   }
+
+  const countdown = (text) => el("span", { className: Date.parse(text) < Date.now() ? "overdue" : null }, relative(text));
 
   // ---- DOM helpers (text only: nothing from the API is ever parsed as HTML) ------------------------
   function el(tag, attrs, ...children) {
@@ -152,7 +155,7 @@
         { label: "account", cell: (i) => accountLink(i.account_id) },
         { label: "plan", cell: (i) => i.plan_id },
         { label: "expires at", cell: (i) => shanghai(i.expires_at), className: "time" },
-        { label: "in", cell: (i) => el("span", { className: Date.parse(i.expires_at) < Date.now() ? "overdue" : null }, relative(i.expires_at)) },
+        { label: "in", cell: (i) => countdown(i.expires_at) },
       ],
     },
     awaiting: {
@@ -163,7 +166,7 @@
         { label: "account", cell: (i) => accountLink(i.account_id) },
         { label: "plan", cell: (i) => i.plan_id },
         { label: "retained until", cell: (i) => shanghai(i.retain_until), className: "time" },
-        { label: "destroyed", cell: (i) => relative(i.retain_until) },
+        { label: "destroyed", cell: (i) => countdown(i.retain_until) },
       ],
     },
     arrears: {
@@ -205,15 +208,18 @@
     const box = table.parentElement;
     const old = box.querySelector(".more");
     if (old) old.remove();
+    table.dataset.state = "loading";  // ready / error once answered (the browser tests wait on it)
     let page;
     try {
       const path = def.path();
       page = await api("GET", cursor ? `${path}${path.includes("?") ? "&" : "?"}cursor=${encodeURIComponent(cursor)}` : path);
     } catch (err) {
       tableError(table, err);
+      table.dataset.state = "error";
       return;
     }
     fillTable(table, def.columns, page.items, { append: Boolean(cursor) });
+    table.dataset.state = "ready";
     if (page.next) {
       box.append(el("button", { type: "button", className: "more", onclick: () => loadList(name, page.next) }, "More…"));
     }
@@ -358,7 +364,7 @@
       ["region", view.region],
       ["service start", shanghai(view.service_start)],
       ["expires at", view.expires_at ? `${shanghai(view.expires_at)} (${relative(view.expires_at)})` : null, "f-expires"],
-      ["retained until", view.retain_until ? `${shanghai(view.retain_until)} (destroyed ${relative(view.retain_until)})` : null, "f-retain"],
+      ["retained until", view.retain_until ? `${shanghai(view.retain_until)} (destruction ${relative(view.retain_until)})` : null, "f-retain"],
       ["free period", freePeriod(view.free_period), "f-free-period"],
     ]);
     const base = `/ops/servers/${encodeURIComponent(id)}`;
