@@ -224,11 +224,10 @@ def _query() -> dict:
 @app.route("/ops/lists/{name}", methods=["GET"])
 @handled
 def operator_list(name):
-    from chalicelib.ops import clock, lists
+    from chalicelib.ops import lists
 
     _operator()
-    query = _query()
-    return lists.answer(name, query, clock.business_time(query.get("at")))
+    return lists.answer(name, _query())
 
 
 # ---- the operators' console: static files; everything it shows comes from the ops API ----------------

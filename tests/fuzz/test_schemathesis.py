@@ -295,7 +295,7 @@ def test_answers_conform_and_rejections_change_nothing(label, mode, api_schema, 
         response = case.call(base_url=stack["api"], headers=headers, data=raw, timeout=60)
 
         def request() -> str:
-            return (f"{case.method} {case.formatted_path}  body: {raw[:700]!r}\n"
+            return (f"{case.method} {case.formatted_path}  query: {case.query!r}  body: {raw[:700]!r}\n"
                     f"    answered {response.status_code}: {response.text[:300]}")
 
         # Failures are collected, not raised: the server keeps state, so hypothesis' replay of a failing

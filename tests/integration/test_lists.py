@@ -197,6 +197,8 @@ def test_R_CLU_4_dead_letters_are_paginated_oldest_first(priced):
     ("/ops/lists/arrears", {"cursor": "not-a-cursor"}, "cursor"),
     ("/ops/dead-letters", {"cursor": "eyJ4IjoxfQ"}, "cursor"),
     ("/ops/lists/expiring", {"at": "yesterday"}, "at"),
+    ("/ops/lists/arrears", {"days": "7"}, "days"),
+    ("/ops/dead-letters", {"month": "2026-12"}, "month"),
 ])
 def test_bad_list_parameters_are_400_naming_the_field(priced, path, params, field):
     """CONTRACT §2: bad input is 400 invalid_payload naming the field."""

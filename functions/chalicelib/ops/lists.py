@@ -12,6 +12,7 @@ from ..errors import InvalidPayload, NotFound
 from ..store import lists as index
 from ..store import models as m
 from ..timeutil import fmt, from_store_key, local_date, local_midnight, store_key, to_local
+from . import clock
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 DEFAULT_EXPIRY_DAYS, MAX_DAYS = 7, 3660
@@ -103,7 +104,7 @@ def arrears(params: dict, now: datetime) -> dict:
 
 def grants(params: dict, now: datetime) -> dict:
     """Free periods granted in a local month (`month=YYYY-MM`, default this month), in grant order."""
-    month = params.get("month") or to_local(now).strftime("%Y-%m")
+    month = params["month"] if "month" in params else to_local(now).strftime("%Y-%m")
     if not MONTH.match(month):
         raise InvalidPayload("month must be YYYY-MM", ["month"])
 
@@ -118,6 +119,7 @@ def grants(params: dict, now: datetime) -> dict:
 
 def dead_letters(params: dict) -> dict:
     """Cluster actions that used up their attempts (R-CLU-4), oldest first (the `by_dead` index)."""
+    _known(params, ())
     def item(row) -> dict:
         a = row.doc
         return {"id": a["action_id"], "server_id": a["server_id"], "kind": a["kind"],
@@ -126,15 +128,25 @@ def dead_letters(params: dict) -> dict:
                   index.upper_bound(None), item)
 
 
+PAGE_PARAMS = ("limit", "cursor")
+# list name → (answer, the query parameters it takes besides limit and cursor)
 LISTS = {
-    "expiring": expiring,
-    "awaiting-destruction": awaiting_destruction,
-    "arrears": arrears,
-    "grants": grants,
+    "expiring": (expiring, ("days", "at")),
+    "awaiting-destruction": (awaiting_destruction, ("days", "at")),
+    "arrears": (arrears, ()),
+    "grants": (grants, ("month", "at")),
 }
 
 
-def answer(name: str, params: dict, now: datetime) -> dict:
+def _known(params: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(params) - set(allowed) - set(PAGE_PARAMS))
+    if unknown:
+        raise InvalidPayload(f"unknown query parameter(s): {', '.join(unknown)}", unknown)
+
+
+def answer(name: str, params: dict) -> dict:
     if name not in LISTS:
         raise NotFound(f"no list {name!r}; lists: {', '.join(LISTS)}")
-    return LISTS[name](params, now)
+    list_answer, allowed = LISTS[name]
+    _known(params, allowed)
+    return list_answer(params, clock.business_time(params.get("at")))
