@@ -109,6 +109,16 @@ def drain(performer: Performer = perform, sleep: Callable[[float], None] = time.
     return totals
 
 
+def dead_letters() -> dict:
+    store.ensure_configured()
+    items = []
+    for row in m.ClusterActionRow.by_dead.query("dead"):
+        a = ClusterAction.model_validate(row.doc)
+        items.append({"id": a.action_id, "server_id": a.server_id, "kind": a.kind,
+                      "attempts": a.attempts, "error": a.error})
+    return {"items": items}
+
+
 def replay(action_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Give a dead action a fresh set of attempts and run its server's queue now."""
     store.ensure_configured()
