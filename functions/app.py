@@ -218,7 +218,12 @@ def replay_dead_letter(action_id):
 
 
 def _query() -> dict:
-    return dict(app.current_request.query_params or {})
+    """Query parameters, each given once (a repeated one is 400, not silently its last value)."""
+    params = app.current_request.query_params or {}
+    repeated = sorted(k for k in params if len(getattr(params, "getlist", lambda key: [key])(k)) > 1)
+    if repeated:
+        raise errors.InvalidPayload(f"query parameter(s) given more than once: {', '.join(repeated)}", repeated)
+    return dict(params)
 
 
 @app.route("/ops/lists/{name}", methods=["GET"])

@@ -206,6 +206,11 @@ def test_bad_list_parameters_are_400_naming_the_field(priced, path, params, fiel
     assert (status, body["error"]["code"], body["error"]["fields"]) == (400, "invalid_payload", [field])
 
 
+def test_a_repeated_query_parameter_is_400(priced):
+    status, body = priced.ops("GET", "/ops/lists/expiring?days=1&days=30")
+    assert (status, body["error"]["fields"]) == (400, ["days"])
+
+
 def test_a_cursor_of_one_list_is_refused_by_another(priced):
     for n in range(2):
         priced.buy_monthly(f"srv-{n}", "2026-01-10T10:00:00+08:00")
