@@ -29,6 +29,7 @@ def browser():
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         yield driver
@@ -45,3 +46,14 @@ def screenshots(tmp_path_factory) -> Path:
     folder = Path(target) if target else tmp_path_factory.mktemp("console-screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors(browser):
+    """After each test: the page raised no JavaScript error and the CSP blocked nothing (an API's 4xx
+    answer is logged by Chromium as a failed resource; that one is expected and allowed)."""
+    browser.get_log("browser")  # drop what earlier tests left
+    yield
+    problems = [entry["message"] for entry in browser.get_log("browser")
+                if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]]
+    assert problems == []

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 from dateutil.relativedelta import relativedelta
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -43,10 +45,16 @@ def rfc(value: datetime) -> str:
 class Stack:
     def __init__(self, running: dict):
         self.api = running["api"]
+        # As the contract's senders do, a dropped connection is retried (a webhook's event id makes the
+        # retry a duplicate; the seeding's sweeps and drains are repeatable). `chalice local` on a loaded
+        # machine has been seen to close a connection without answering.
+        self.http = requests.Session()
+        retry = Retry(total=3, connect=3, read=3, status=0, allowed_methods=None, backoff_factor=0)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
 
     def send(self, event_type: str, data: dict, secret: str = PAY_SECRET, path: str = "/webhooks/payments") -> dict:
         body = json.dumps(support.envelope(event_type, data)).encode()
-        response = requests.post(self.api + path, data=body, timeout=60, headers={
+        response = self.http.post(self.api + path, data=body, timeout=60, headers={
             "Content-Type": "application/json", "X-Signature": support.sign(body, secret)})
         assert response.status_code == 200, response.text
         return response.json()["outcome"]
@@ -55,7 +63,7 @@ class Stack:
         return self.send(event_type, data, TICKET_SECRET, "/webhooks/ticketing")
 
     def ops(self, method: str, path: str, body: dict | None = None) -> dict:
-        response = requests.request(method, self.api + path, json=body, timeout=60,
+        response = self.http.request(method, self.api + path, json=body, timeout=60,
                                     headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 200, response.text
         return response.json()
