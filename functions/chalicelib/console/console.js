@@ -428,13 +428,30 @@
       ["in arrears", view.in_arrears ? "yes" : "no", "f-arrears"],
       ["violation", view.violation ? "yes" : "no"],
       ["agreement ended", view.agreement_ended ? "yes" : "no"],
+      ["servers", view.server_count !== undefined ? view.server_count : view.servers.length, "f-server-count"],
     ]);
-    $("account-servers").replaceChildren(...(view.servers.length ? view.servers.map((s) => el("li", {}, serverLink(s))) : [el("li", {}, "none")]));
     const base = `/ops/accounts/${encodeURIComponent(id)}`;
+    serverList(view.servers, view.servers_next, base);
     viewList($("account-ledger"), ACCOUNT_LEDGER, view, "ledger", base);
     viewList($("account-notifications"), NOTIFICATIONS, view, "notifications", base);
     $("account-audit-box").hidden = !Array.isArray(view.audit);
     if (Array.isArray(view.audit)) viewList($("account-audit"), AUDIT, view, "audit", base);
+  }
+
+  /** The account's servers; "Older servers…" pages back when the view holds only the latest ones. */
+  function serverList(servers, next, base) {
+    const list = $("account-servers");
+    list.replaceChildren(...(servers.length ? servers.map((s) => el("li", {}, serverLink(s))) : [el("li", {}, "none")]));
+    list.parentElement.querySelectorAll('.more[data-list="servers"]').forEach((b) => b.remove());
+    if (!next) return;
+    list.after(el("button", {
+      type: "button", className: "more", "data-list": "servers", onclick: async () => {
+        try {
+          const page = await api("GET", `${base}/servers?before=${encodeURIComponent(next)}`);
+          serverList([...page.items, ...servers], page.next, base);
+        } catch (err) { say(err.shown, true); }
+      },
+    }, "Older servers…"));
   }
 
   // ---- sign-in and routing ---------------------------------------------------------------------------
