@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ..domain.records import Server
-from ..timeutil import add_days, local_date, local_midnight
+from ..timeutil import EARLIEST, LATEST, add_days, local_date, local_midnight
 
 # R-LIFE-2 / R-LIFE-2b: strongest first; who may lift it; whether it starts the retention clock (R-LIFE-3).
 STOP_REASONS = {
@@ -149,6 +149,18 @@ def retention_steps(server: Server, now: datetime) -> list[SweepStep]:
     if server.retain_until - WARNING_LEAD <= now and server.warned_for != server.retain_until:
         return [SweepStep("warn", now)]
     return []
+
+
+def unstorable(server: Server) -> Optional[str]:
+    """CONTRACT §6: the first of the server's dates, or the retention its expiry would bring, that falls
+    outside the range the system stores and shows (2000–2199), or None. Checked before every save, so a
+    time whose consequences fall outside is refused when it arrives instead of breaking the views."""
+    dates = {"expires_at": server.expires_at, "retain_until": server.retain_until,
+             "retention after expires_at": retain_until(server.expires_at) if server.expires_at else None}
+    for name, value in dates.items():
+        if value is not None and not EARLIEST <= value < LATEST:
+            return name
+    return None
 
 
 def retention_over(server: Server, at: datetime) -> bool:
