@@ -218,3 +218,24 @@ def test_signature_t_must_be_plain_digits(priced, t_text):
                                     headers={"X-Signature": header})
     assert (status, answer["error"]["code"]) == (401, "invalid_signature")
     nothing_stored(priced)
+
+
+def test_crossing_zero_twice_at_one_instant_applies_both_changes(priced):
+    """Notification keys include their trigger: before, an arrears crossing at the instant of an earlier
+    one (metering, a top-up back to zero, then a refund, all at 03:00) repeated `arrears#<time>` and
+    `stopped#arrears#<time>`, so the refund answered 409 event_in_progress on every retry."""
+    priced.plan("std", 10000, 25, "2026-01-01T02:00:00+08:00")
+    priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 50,
+                                        billing_mode="payg", plan_id="std", region="cn-north-1"))
+    assert priced.meter("2026-01-01T03:00:00+08:00")["hours"] == 4  # 20 + 20 + 25 + 25 = 90 → -40
+    status, body = priced.pay("account.topped_up", {"account_id": "acc-p", "amount": 40,
+                                                    "topped_up_at": "2026-01-01T03:00:00+08:00"})
+    assert (status, body["outcome"]["account"]["balance"]) == (200, 0)
+    status, body = priced.pay("order.refunded", {"order_id": "ord-p", "account_id": "acc-p", "server_id": "srv-p",
+                                                 "amount": 50, "refunded_at": "2026-01-01T03:00:00+08:00"})
+    assert (status, body["outcome"]["decision"]) == (200, "applied"), body
+    account = priced.account("acc-p")
+    assert (account["balance"], account["in_arrears"]) == (-50, True)
+    assert [n["kind"] for n in account["notifications"]] == ["arrears", "arrears"]
+    view = priced.server("srv-p")
+    assert (view["state"], view["stop_reason"]) == ("stopped", "terminated")

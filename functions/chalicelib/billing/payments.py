@@ -80,8 +80,10 @@ def settle_arrears(w: Work, balance_before: int, at: datetime) -> None:
     if account.in_arrears == (balance_before < 0):
         return  # no crossing of zero: the servers already match the account (read none of them)
     if account.in_arrears:
+        # the trigger is in the cause: the balance may cross zero twice at one instant (a top-up and a
+        # refund at the same time), and a repeated cause would cancel the second change for ever
         outbox.record(w.s, kind="arrears", account_id=account.account_id, at=at,
-                      cause=f"arrears#{store_key(at)}", details={"balance": account.balance})
+                      cause=f"arrears#{store_key(at)}#{w.cause}", details={"balance": account.balance})
         for server_id in account.server_ids:
             server = w.server(server_id)
             if server and server.billing_mode == "payg" and server.state != "destroyed":

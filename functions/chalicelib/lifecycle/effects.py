@@ -44,7 +44,7 @@ def stop(s: Session, server: Server, reason: str, at: datetime, cause: str) -> b
         billing_rules.close_segment(server.payg_segments, at)
         cluster_queue.request(s, server.server_id, "stop", at, cause)
         outbox.record(s, kind="stopped", account_id=server.account_id, server_id=server.server_id,
-                      cause=f"stopped#{reason}#{store_key(at)}", at=at,
+                      cause=f"stopped#{reason}#{store_key(at)}#{cause}", at=at,  # trigger included: see arrears
                       details={"reason": rules.strongest_reason(server.stop_reasons),
                                "retain_until": fmt(server.retain_until)})
     return went_stopped
