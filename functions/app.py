@@ -216,6 +216,7 @@ def drain_cluster_actions():
     from chalicelib.clusters import executor
 
     _operator()
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
     return executor.drain()
 
 
@@ -235,6 +236,7 @@ def replay_dead_letter(action_id):
 
     _operator()
     action_id = _path_id(action_id, "cluster action")
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
     return executor.replay(action_id)
 
 

@@ -104,9 +104,9 @@ def document() -> dict:
         "/ops/plans/{plan_id}": {"parameters": _id("plan_id"), **_op("put", "New price version (T2.5)", schemas.Open, PriceVersionBody, ("400", "401", "403", "404"))},
         "/ops/sweeps/expiry": _op("post", "Run the daily expiry sweep now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
         "/ops/sweeps/metering": _op("post", "Run pay-as-you-go metering now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
-        "/ops/cluster-actions/drain": _op("post", "Run queued cluster actions now", schemas.DrainAnswer, errors=("401",)),
+        "/ops/cluster-actions/drain": _op("post", "Run queued cluster actions now", schemas.DrainAnswer, errors=("400", "401")),
         "/ops/dead-letters": _op("get", "Cluster actions that used up their attempts", schemas.DeadLetters, errors=("401",)),
-        "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("401", "404", "409"))},
+        "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("400", "401", "404", "409"))},
     }
     components["Open"] = {"type": "object", "additionalProperties": True}
     return {
