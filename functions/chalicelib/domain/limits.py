@@ -13,7 +13,8 @@ MAX_DEPTH = 32
 
 
 def depth(value: Any) -> int:
-    """Nesting depth of a JSON value (a scalar is 0, `{}` and `[]` are 1), without recursion."""
+    """Nesting depth of a JSON value (a scalar is 0, `{}` and `[]` are 1), without recursion; counting
+    stops just past MAX_DEPTH (enough to refuse)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
