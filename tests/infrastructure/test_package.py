@@ -152,6 +152,15 @@ def test_only_cluster_actions_reaches_eks_and_kubeconfigs_and_nothing_invokes_la
         "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:nodegroup/*/*/*"]]
 
 
+def test_the_api_function_hands_cluster_actions_to_the_queue(packaged):
+    """Without EKS rights the API's replay and drain by hand only wake `cluster_actions` (CLUSTER_ACTIONS_INLINE=0);
+    every other function keeps the default."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    inline = {name: r["Properties"]["Environment"]["Variables"].get("CLUSTER_ACTIONS_INLINE")
+              for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert inline.pop("APIHandler") == "0" and set(inline.values()) == {None}
+
+
 def test_cluster_actions_touches_only_its_own_table():
     """cluster_actions reads and writes action records only; the billing tables are out of its reach."""
     tables = {_arn(r) for s in _statements(_policy_file("cluster_actions")) for r in s["Resource"] if ":table/" in _arn(r)}
@@ -190,3 +199,27 @@ def test_checkov_finds_nothing_that_is_not_waived_with_a_reason(packaged):
     assert ("CKV_AWS_115", "APIHandler") in waived and not {r for i, r in waived if i == "CKV_AWS_115"} - {"APIHandler"}
     assert not {r for i, r in waived if i == "CKV_AWS_26"} - {"AlarmsTopic"}
     assert not {r for i, r in waived if i == "CKV_AWS_116"} - {"APIHandler", "ClusterActions", "BackgroundWork"}
+
+
+# ---- alarms on the embedded metrics (issue 11 item 3) ----------------------------------------------
+def test_alarms_watch_metrics_the_functions_emit_and_page_the_alarm_topic(packaged):
+    """Held payments (R-PAY-2), dead cluster actions (R-CLU-4) and notifications stuck `recorded` (R-NOTE-1)
+    alarm on the EMF counts of chalicelib/observability.py, in its namespace and with its dimension."""
+    source = (ROOT / "functions" / "chalicelib" / "observability.py").read_text()
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {}
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == [{"Ref": "AlarmsTopic"}], name
+        metrics = [props] if "MetricName" in props else [m["MetricStat"]["Metric"] for m in props["Metrics"]
+                                                          if "MetricStat" in m]
+        for metric in metrics:
+            if metric["Namespace"] == "K8sBilling":
+                assert metric["Dimensions"] == [{"Name": "service", "Value": "k8s-billing"}]
+                assert f'"{metric["MetricName"]}"' in source, metric["MetricName"]
+                watched.setdefault(name, set()).add(metric["MetricName"])
+    assert watched == {"HeldPaymentsAlarm": {"PaymentsHeld"}, "ClusterActionsDeadAlarm": {"ClusterActionsDead"},
+                       "NotificationsStuckAlarm": {"NotificationsRecorded", "NotificationsSent"}}
+    assert 'NAMESPACE = "K8sBilling"' in source and 'SERVICE = "k8s-billing"' in source
+    topics = {r["Properties"]["TopicName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic"}
+    assert topics["billing-notifications"]["KmsMasterKeyId"] == "alias/aws/sns" and "KmsMasterKeyId" not in topics["billing-alarms"]
