@@ -2,7 +2,7 @@
 aws-lambda-powertools. Services call it in one line each; app.py wraps every invocation so its keys are
 fresh and its metrics are flushed when it ends.
 
-Powertools costs ~30–50 ms to import, so it is loaded on the first log key or count, never by `import app`.
+Powertools costs ~25–50 ms to import, so it is loaded when the first invocation starts, never by `import app`.
 Every log line (ours, the services' `chalicelib.*` loggers and the Chalice app log) is one JSON object
 carrying the invocation's correlation keys: `event_id` for webhooks, `run_id` and `shard` for sweeps,
 `action_id` for cluster actions. Metrics go to the `K8sBilling` namespace with the dimension
@@ -69,8 +69,9 @@ def log() -> logging.Logger:
 
 
 def bind(**keys) -> None:
-    """Correlation keys for every later log line of this invocation."""
-    log().append_keys(**{k: v for k, v in keys.items() if v is not None})
+    """Correlation keys for every later log line of this invocation (per thread: `chalice local` serves
+    requests on threads)."""
+    log().thread_safe_append_keys(**{k: v for k, v in keys.items() if v is not None})
 
 
 def count(name: str, value: int = 1) -> None:
@@ -108,9 +109,9 @@ def _publish(metrics) -> None:
 
 @contextmanager
 def invocation(event=None) -> Iterator[None]:
-    """One Lambda invocation (or one local request): fresh keys, counts flushed at the end."""
-    if _tools:
-        _tools["logger"].clear_state()
+    """One Lambda invocation (or one local request): fresh keys, counts flushed at the end. Powertools is set
+    up here at the latest, so even an unexpected failure's line is JSON."""
+    log().thread_safe_clear_keys()
     context = getattr(event, "context", None) or getattr(event, "lambda_context", None)
     if context is not None and getattr(context, "aws_request_id", None):
         bind(request_id=context.aws_request_id)
@@ -154,7 +155,7 @@ def sweep_finished(kind: str, summary: dict) -> None:
         count("MeteringHoursCharged", summary["hours"])
         count("MeteringErrors", summary["errors"])
     if "shard" not in summary:
-        log().remove_keys(["shard"])  # the summary covers every shard, not the last one visited
+        log().thread_safe_remove_keys(["shard"])  # the summary covers every shard, not the last one visited
     log().info(f"{kind} run finished", extra={"summary": summary})
 
 
