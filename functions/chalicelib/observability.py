@@ -17,6 +17,8 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from .errors import ConcurrentUpdate
+
 NAMESPACE = "K8sBilling"
 SERVICE = "k8s-billing"
 _tools: dict = {}
@@ -130,7 +132,9 @@ def observe_delivery(deliver: Callable[..., dict]) -> Callable[..., dict]:
         try:
             response = deliver(source=source, **kwargs)
         except Exception as exc:
-            code = getattr(exc, "code", "internal_error")
+            # the codes app.py answers with: an ApiError's own, a lost race's 409, else a 500
+            code = getattr(exc, "code", None) or (
+                "event_in_progress" if isinstance(exc, ConcurrentUpdate) else "internal_error")
             count_by("WebhooksRejected", code=code)
             log().info("webhook rejected", extra={"code": code, "error": str(exc)[:300]})
             raise
