@@ -70,7 +70,7 @@ EXPECTED_ACTIONS = {
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},
     "notification_retry": LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
                                   "sns:Publish"},
-    "cluster_actions": LOGS | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} | CONSUME | {
+    "cluster_actions": LOGS | {"dynamodb:PutItem", "dynamodb:Query"} | CONSUME | {
         "secretsmanager:GetSecretValue", "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup",
         "eks:UpdateNodegroupConfig", "eks:DeleteNodegroup", "eks:DeleteCluster"},
 }
