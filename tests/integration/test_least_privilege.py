@@ -1,6 +1,7 @@
-"""In AWS only `cluster_actions` may touch EKS and read kubeconfigs (issue 11 item 2), so the API function
-(CLUSTER_ACTIONS_INLINE=0 in its Chalice config) hands a replayed dead letter or a drain by hand to that
-function through the billing-cluster-actions queue instead of running it itself (R-CLU-4)."""
+"""Least privilege per function at run time (issue 11 item 2). Every AWS call each function's code paths make is
+granted by that function's own policy file. In AWS only `cluster_actions` may touch EKS and read kubeconfigs,
+so the API function (CLUSTER_ACTIONS_INLINE=0 in its Chalice config) hands a replayed dead letter or a drain
+by hand to that function through the billing-cluster-actions queue instead of running it itself (R-CLU-4)."""
 from __future__ import annotations
 
 import json
