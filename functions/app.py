@@ -14,6 +14,15 @@ app.log.setLevel(logging.INFO)
 log = logging.getLogger("k8s-billing")
 
 
+@app.middleware("all")
+def observed(event, get_response):
+    """Every invocation logs JSON with its correlation keys and flushes its metrics when it ends."""
+    from chalicelib import observability
+
+    with observability.invocation(event):
+        return get_response(event)
+
+
 def _answer(status: int, body: dict) -> Response:
     return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
 
