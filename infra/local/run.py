@@ -119,8 +119,10 @@ def main() -> int:
         created = bootstrap.create_all(env["AWS_DEFAULT_REGION"], endpoint)
         log(f"AWS emulator on {endpoint}: tables, queues {sorted(created['queues'])}, topics {sorted(created['topics'])}")
         chalice = str(Path(python).with_name("chalice"))
-        children.append(subprocess.Popen([chalice, "local", "--host", "127.0.0.1", "--port", str(api_port),
-                                          "--no-autoreload"], cwd=ROOT / "functions", env=env))
+        # the `local` stage: the API runs cluster actions itself (the deployed `dev` API only wakes the
+        # `cluster_actions` function through its queue, CLUSTER_ACTIONS_INLINE=0, which nothing consumes here)
+        children.append(subprocess.Popen([chalice, "local", "--stage", "local", "--host", "127.0.0.1",
+                                          "--port", str(api_port), "--no-autoreload"], cwd=ROOT / "functions", env=env))
         api = f"http://127.0.0.1:{api_port}"
         wait_for(api + "/ops/dead-letters")
         token = env["OPS_API_TOKENS"].split(",")[0].strip()
