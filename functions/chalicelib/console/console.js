@@ -277,7 +277,9 @@
       run: async () => {
         const answer = await api("POST", `/ops/dead-letters/${encodeURIComponent(item.id)}/replay`);
         const a = answer.action || {};
-        say(`Replayed ${a.id || item.id}: now ${a.status} after ${a.attempts} attempt(s)` + (a.error ? ` — ${a.error}` : ""));
+        // in AWS the API only wakes the cluster_actions function (`queued`): the action is pending until it runs
+        say(`Replayed ${a.id || item.id}: now ${a.status}` + (a.attempts ? ` after ${a.attempts} attempt(s)` : "")
+            + (answer.queued ? " (handed to the cluster_actions worker)" : "") + (a.error ? ` — ${a.error}` : ""));
         route();
       },
     });
