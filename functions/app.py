@@ -93,7 +93,14 @@ def _operator() -> str:
 
 
 def _before() -> str | None:
-    return (app.current_request.query_params or {}).get("before")
+    """The page routes' one query parameter; any other (a typo such as `befor`) is 400 rather than
+    silently the first page."""
+    params = app.current_request.query_params or {}
+    unknown = sorted(set(params) - {"before"})
+    repeated = "before" in params and len(getattr(params, "getlist", lambda k: [k])("before")) > 1
+    if unknown or repeated:
+        raise errors.InvalidPayload("the only query parameter is one `before`", unknown or ["before"])
+    return params.get("before")
 
 
 def _body() -> dict:

@@ -223,3 +223,14 @@ def test_contract_6_volume_pages_of_unknown_records_are_404_and_need_a_token(api
     assert api.ops("GET", "/ops/accounts/nope/servers")[0] == 404
     assert api.ops("GET", "/ops/servers/nope/ledger", token="wrong")[0] == 401
     assert api.ops("GET", "/ops/audit", token="wrong")[0] == 401
+
+
+@pytest.mark.parametrize("query, fields", [("befor=x", ["befor"]), ("before=a&before=b", ["before"]),
+                                           ("limit=5", ["limit"])])
+def test_contract_6_volume_page_routes_take_only_one_before(api, query, fields):
+    """A misspelt or repeated parameter is 400, not silently the latest page."""
+    api.plan("std", 10000, 20)
+    api.buy_monthly("s1", t(0))
+    for path in ("/ops/servers/s1/ledger", "/ops/accounts/acc-1/servers", "/ops/audit"):
+        status, body = api.ops("GET", f"{path}?{query}")
+        assert status == 400 and body["error"]["fields"] == fields, (path, body)
