@@ -14,6 +14,15 @@ app.log.setLevel(logging.INFO)
 log = logging.getLogger("k8s-billing")
 
 
+@app.middleware("all")
+def observed(event, get_response):
+    """Every invocation logs JSON with its correlation keys and flushes its metrics when it ends."""
+    from chalicelib import observability
+
+    with observability.invocation(event):
+        return get_response(event)
+
+
 def _answer(status: int, body: dict) -> Response:
     return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
 
@@ -104,15 +113,20 @@ def _before() -> str | None:
 
 
 def _body() -> dict:
+    from chalicelib.domain.limits import loads_object
+
     raw = app.current_request.raw_body or b""
     if not raw:
         return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise errors.InvalidPayload("body is not JSON", ["body"]) from None
-    if not isinstance(value, dict):
-        raise errors.InvalidPayload("body must be a JSON object", ["body"])
+    return loads_object(raw)
+
+
+def _path_id(value: str, what: str) -> str:
+    """CONTRACT §6: a path id outside the identifier alphabet names nothing that can exist: 404."""
+    from chalicelib.domain.types import is_id
+
+    if not is_id(value):
+        raise errors.NotFound(f"no {what} has that id (ids are 1-128 characters of A-Z a-z 0-9 . _ : -)")
     return value
 
 
@@ -133,6 +147,7 @@ def get_server(server_id):
     from chalicelib.ops import views
 
     _operator()
+    server_id = _path_id(server_id, "server")
     return views.get_server_view(server_id)
 
 
@@ -142,6 +157,7 @@ def get_account(account_id):
     from chalicelib.ops import views
 
     _operator()
+    account_id = _path_id(account_id, "account")
     return views.get_account_view(account_id)
 
 
@@ -150,7 +166,8 @@ def get_account(account_id):
 def suspend_server(server_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, server_id = _operator(), _path_id(server_id, "server")
+    body = _body()
     return actions.suspend(server_id, _parse(actions.SuspendBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -159,7 +176,8 @@ def suspend_server(server_id):
 def resume_server(server_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, server_id = _operator(), _path_id(server_id, "server")
+    body = _body()
     return actions.resume(server_id, _parse(actions.ResumeBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -168,7 +186,8 @@ def resume_server(server_id):
 def terminate_server(server_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, server_id = _operator(), _path_id(server_id, "server")
+    body = _body()
     return actions.terminate(server_id, _parse(actions.TerminateBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -177,7 +196,8 @@ def terminate_server(server_id):
 def account_violation(account_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, account_id = _operator(), _path_id(account_id, "account")
+    body = _body()
     return actions.set_violation(account_id, _parse(actions.ViolationBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -187,7 +207,8 @@ def put_plan(plan_id):
     from chalicelib.billing import plans
     from chalicelib.ops import clock
 
-    actor, body = _operator(), _body()
+    actor, plan_id = _operator(), _path_id(plan_id, "plan")
+    body = _body()
     return plans.put_price_version(plan_id, _parse(plans.PriceVersionBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -196,8 +217,11 @@ def put_plan(plan_id):
 def run_expiry_sweep():
     from chalicelib.ops import clock, runs
 
-    actor = _operator()
-    return runs.expiry_sweep(clock.business_time(_body().get("now"), "now"), actor)
+    from chalicelib.ops.schemas import SweepBody
+
+    actor, body = _operator(), _body()
+    _parse(SweepBody, body)
+    return runs.expiry_sweep(clock.business_time(body.get("now"), "now"), actor)
 
 
 @ops_route("/ops/sweeps/metering", methods=["POST"], content_types=["*/*"])
@@ -205,8 +229,11 @@ def run_expiry_sweep():
 def run_metering():
     from chalicelib.ops import clock, runs
 
-    actor = _operator()
-    return runs.metering(clock.business_time(_body().get("now"), "now"), actor)
+    from chalicelib.ops.schemas import SweepBody
+
+    actor, body = _operator(), _body()
+    _parse(SweepBody, body)
+    return runs.metering(clock.business_time(body.get("now"), "now"), actor)
 
 
 @ops_route("/ops/cluster-actions/drain", methods=["POST"], content_types=["*/*"])
@@ -214,7 +241,9 @@ def run_metering():
 def drain_cluster_actions():
     from chalicelib.ops import runs
 
-    return runs.drain_cluster_actions(_operator())
+    actor = _operator()
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
+    return runs.drain_cluster_actions(actor)
 
 
 @ops_route("/ops/dead-letters", methods=["GET"])
@@ -231,7 +260,9 @@ def list_dead_letters():
 def replay_dead_letter(action_id):
     from chalicelib.ops import runs
 
-    return runs.replay_dead_letter(action_id, _operator())
+    actor, action_id = _operator(), _path_id(action_id, "cluster action")
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
+    return runs.replay_dead_letter(action_id, actor)
 
 
 @ops_route("/ops/audit", methods=["GET"])
@@ -252,8 +283,9 @@ def _list_page_route(collection: str, id_name: str, name: str) -> None:
         from chalicelib.ops import views
 
         _operator()
+        owner_id = _path_id(ids[id_name], collection[:-1])
         fetch = views.server_list_page if collection == "servers" else views.account_list_page
-        return fetch(ids[id_name], name, _before())
+        return fetch(owner_id, name, _before())
 
 
 for _name in ("ledger", "notifications", "cluster_actions", "audit"):

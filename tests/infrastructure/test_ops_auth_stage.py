@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 # What `chalice package --stage S` does before it writes the template: load the stage's config, import
@@ -52,7 +50,9 @@ def test_default_stage_uses_bearer_tokens():
     assert found["definitions"] is None and all(v is None for v in found["security"].values())
 
 
-@pytest.mark.parametrize("stage", ["dev", "iam"])
-def test_stages_size_the_scheduled_functions_alike(stage):
-    config = json.loads((ROOT / "functions" / ".chalice" / "config.json").read_text())
-    assert config["stages"][stage]["lambda_functions"] == config["stages"]["dev"]["lambda_functions"]
+def test_iam_stage_differs_from_dev_only_by_ops_auth():
+    """Same functions, sizes, policies and concurrency: only who may call the ops routes changes."""
+    stages = json.loads((ROOT / "functions" / ".chalice" / "config.json").read_text())["stages"]
+    iam, dev = dict(stages["iam"]), dict(stages["dev"])
+    assert iam.pop("environment_variables") == {"OPS_AUTH": "iam"} and "environment_variables" not in dev
+    assert iam == dev
