@@ -19,6 +19,7 @@ BENCHES = [
     ("ddb_requests.py", [], 90),
     ("sweep_reads.py", [], 150),
     ("list_reads.py", [], 150),
+    ("views.py", [], 150),
     ("import_time.py", [], 90),
     ("package_size.py", [], 260),
     ("load.py", [], 150),

@@ -6,6 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from ..audit import trail
 from ..billing import rules as billing_rules
 from ..billing.payments import Work, change_balance, load_account
 from ..errors import Conflict, NotFound
@@ -62,6 +63,7 @@ def suspend(server_id: str, body: SuspendBody, at: datetime, actor: str) -> dict
         server = _load(w, server_id)
         effects.stop(s, server, body.reason, at, w.cause)
         w.save()
+        trail.record(s, actor, "suspend", at, [trail.server_target(server_id)], reason=body.reason, note=body.note)
         return server
     return views.server_view(_run(change))
 
@@ -77,6 +79,7 @@ def resume(server_id: str, body: ResumeBody, at: datetime, actor: str) -> dict:
         for reason in held:
             effects.lift(s, server, reason, at, w.cause)
         w.save()
+        trail.record(s, actor, "resume", at, [trail.server_target(server_id)], note=body.note, lifted=held)
         return server
     return views.server_view(_run(change))
 
@@ -100,6 +103,8 @@ def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> 
         servers = [w.server(sid) for sid in account.server_ids]
         account.agreement_ended = effects.agreement_ended(account, [sv for sv in servers if sv])
         w.save()
+        trail.record(s, actor, "terminate", at, [trail.server_target(server_id)], reason=body.reason,
+                     note=body.note, refund=refund)
         return server, refund
     server, refund = _run(change)
     return {"server": views.server_view(server), "refund": refund}
@@ -115,5 +120,6 @@ def set_violation(account_id: str, body: ViolationBody, at: datetime, actor: str
         w.account = account
         account.violation = body.flag
         w.save()
+        trail.record(s, actor, "violation", at, [trail.account_target(account_id)], flag=body.flag, note=body.note)
         return account
     return views.account_view(_run(change))

@@ -143,13 +143,22 @@ class PlanRow(Model):
     version = VersionAttribute()
 
 
+class NotificationsByTime(GlobalSecondaryIndex):
+    """The causes are not time-ordered; the views page a target's notifications newest first here."""
+    Meta = _index("by_time")
+    target = UnicodeAttribute(hash_key=True)
+    at_key = UnicodeAttribute(range_key=True)
+
+
 class NotificationRow(Model):
     """One row per (target, cause): the key itself makes a notification at most once per cause."""
     Meta = _meta("notifications")
     target = UnicodeAttribute(hash_key=True)
     cause = UnicodeAttribute(range_key=True)
     status = UnicodeAttribute()
+    at_key = UnicodeAttribute(null=True)
     doc = JSONAttribute()
+    by_time = NotificationsByTime()
 
 
 class OpenActions(GlobalSecondaryIndex):
@@ -198,6 +207,14 @@ class TicketRow(Model):
     version = VersionAttribute()
 
 
+class AuditRow(Model):
+    """The operators' audit trail per target (`server#…`, `account#…`, `ops`), keyed by time."""
+    Meta = _meta("audit")
+    target = UnicodeAttribute(hash_key=True)
+    audit_key = UnicodeAttribute(range_key=True)
+    doc = JSONAttribute()
+
+
 class RunRow(Model):
     """Checkpoints and summaries of sweep runs."""
     Meta = _meta("runs")
@@ -208,7 +225,7 @@ class RunRow(Model):
 
 ALL_MODELS: tuple[type[Model], ...] = (
     ServerRow, AccountRow, LedgerRowModel, EventRow, OrderRow, PlanRow,
-    NotificationRow, ClusterActionRow, FilingRow, TicketRow, RunRow,
+    NotificationRow, ClusterActionRow, FilingRow, TicketRow, RunRow, AuditRow,
 )
 
 
