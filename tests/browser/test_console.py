@@ -221,6 +221,12 @@ def test_expiring_server_opened_from_the_list_and_suspended_with_a_reason(browse
     assert (view["state"], view["stop_reason"], view["retain_until"]) == ("stopped", "security_incident", None)
     assert [(a["kind"], a["status"]) for a in view["cluster_actions"]] == [("stop", "pending")]
     assert text_of(browser, "#server-actions tbody tr:last-child td:nth-child(2)") == "stop"
+    # CONTRACT §6: the suspension is in the server's audit trail, with its actor, reason and note
+    assert view["audit"][-1] == {"at": view["audit"][-1]["at"], "action": "suspend", "actor": "operator",
+                                 "reason": "security_incident", "note": "abuse report 42"}
+    cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#server-audit tbody tr:last-child td")]
+    assert cells == [shown_time(view["audit"][-1]["at"]), "suspend", "operator",
+                     "reason=security_incident · note=abuse report 42"]
     browser.save_screenshot(str(screenshots / "server.png"))
     # the server has left the expiring list (it is no longer active)
     browser.find_element(By.CSS_SELECTOR, 'nav a[href="#/"]').click()
@@ -235,6 +241,8 @@ def test_expiring_server_opened_from_the_list_and_suspended_with_a_reason(browse
     confirm(browser, note="cleared")
     wait(browser, EC.text_to_be_present_in_element((By.ID, "server-state"), "active"))
     assert text_of(browser, "#message") == "Resumed srv-exp: now active"
+    assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#server-audit tbody tr:last-child td")][1:] == [
+        "resume", "operator", 'note=cleared · lifted=["security_incident"]']
     browser.find_element(By.ID, "do-resume").click()
     confirm(browser)
     error = wait(browser, EC.visibility_of_element_located((By.ID, "confirm-error")))
@@ -268,6 +276,7 @@ def test_account_page_shows_balance_servers_and_ledger(browser, stack, screensho
     wait(browser, EC.text_to_be_present_in_element((By.ID, "account-id"), "acc-console"))
     account = stack.ops("GET", "/ops/accounts/acc-console")
     wait(browser, EC.text_to_be_present_in_element((By.ID, "f-balance"), yuan(account["balance"])))
+    assert text_of(browser, "#f-server-count") == str(account["server_count"]) == "3"
     servers = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#account-servers a")]
     assert servers == account["servers"] and {"srv-exp", "srv-term", "srv-grant"} <= set(servers)
     ledger_rows = browser.find_elements(By.CSS_SELECTOR, "#account-ledger tbody tr")
@@ -290,6 +299,8 @@ def test_R_CLU_4_dead_letter_replayed_from_the_list(browser, stack):
     wait(browser, lambda d: d.find_element(By.ID, "list-dead").get_attribute("data-state") == "ready"
          and not d.find_elements(*row("list-dead", letter["id"])))
     assert [i["id"] for i in stack.ops("GET", "/ops/dead-letters")["items"]] == []
+    replayed = [e for e in stack.ops("GET", "/ops/audit")["items"] if e["action"] == "replay_dead_letter"]
+    assert [(e["actor"], e["action_id"], e["server_id"]) for e in replayed] == [("operator", letter["id"], "srv-dead")]
     view = stack.ops("GET", "/ops/servers/srv-dead")
     [action] = view["cluster_actions"]
     assert (action["status"], action["attempts"]) == ("failed", 1)

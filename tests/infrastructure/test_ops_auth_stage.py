@@ -40,7 +40,9 @@ def test_iam_stage_puts_every_ops_route_behind_sigv4_and_no_other():
     ops = {k: v for k, v in found["security"].items() if k.split(" ", 1)[1].startswith("/ops/")}
     others = {k: v for k, v in found["security"].items() if k not in ops}
     assert len(ops) >= 21 and all(v == [{"sigv4": []}] for v in ops.values()), ops
-    assert set(others) == {"POST /webhooks/payments", "POST /webhooks/ticketing", "GET /openapi.json"}
+    # the console's static files stay public: everything they show or do is an ops call, behind sigv4 here
+    assert set(others) == {"POST /webhooks/payments", "POST /webhooks/ticketing", "GET /openapi.json",
+                           "GET /console", "GET /console/{name}"}
     assert all(v is None for v in others.values())
 
 
