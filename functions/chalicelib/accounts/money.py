@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from ..domain.records import Account, Server, Settlement
-from ..errors import ConcurrentUpdate
+from ..errors import ConcurrentUpdate, SettlementPending
 from ..lifecycle import effects
 from ..notify import outbox
 from ..store import unit
@@ -76,7 +76,7 @@ class Work:
             self.s.put_account(self.account)
             if self.account.settlement is not None and self.settle_after_commit:
                 account_id = self.account.account_id
-                self.s.follow_ups.append(lambda: settle_pending(account_id))
+                self.s.follow_ups.append(lambda: _follow_up(account_id))
 
 
 def load_account(w: Work, account_id: str) -> Account:
@@ -167,9 +167,21 @@ def _settle_part(base: Session, account: Account, server_ids: list[str], *, last
     unit.after_commit(s)
 
 
+def _follow_up(account_id: str) -> None:
+    """After a committed change, before its caller answers. If it cannot finish, the answer says so
+    (409, retry) rather than 5xx: the change itself stands, and a retry or the next metering run
+    completes the settlement."""
+    try:
+        settle_pending(account_id)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("arrears settlement of account %s left pending", account_id)
+        raise SettlementPending(f"the change was applied; moving the servers of account {account_id!r} "
+                                "after its arrears crossing is not finished yet; retry") from exc
+
+
 def finish_settlement(s: Session, account_id: str | None) -> None:
     """A redelivered event finishes the settlement its first delivery was cut off from (the account
     was already read with the event marker, so this costs nothing when none is pending)."""
     account = s.account(account_id) if account_id else None
     if account is not None and account.settlement is not None:
-        settle_pending(account_id)
+        _follow_up(account_id)
