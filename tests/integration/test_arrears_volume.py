@@ -142,7 +142,7 @@ def test_R_PAY_7_views_show_120_suspended_and_resumed_servers(priced):
 
 def test_R_PAY_7_a_cut_off_settlement_is_finished_by_the_next_run(priced):
     """A metering shard stopped between settlement chunks leaves the account listed as pending; the next
-    run (same `now`) suspends the rest and charges nothing again (R-PAY-6: never an hour twice)."""
+    run suspends the rest (as of the crossing) before charging, and charges nothing again (R-PAY-6)."""
     from chalicelib.accounts import money
     from chalicelib.billing import metering
     from chalicelib.store.session import shard_of
@@ -162,7 +162,9 @@ def test_R_PAY_7_a_cut_off_settlement_is_finished_by_the_next_run(priced):
     states = [sv.state for sv in servers(ids)]
     assert (states.count("stopped"), states.count("active")) == (money.SETTLE_CHUNK, 120 - money.SETTLE_CHUNK)
     assert pending("acc-cut") == ["acc-cut"]
-    second = priced.meter("2026-01-01T01:00:00+08:00")
+    # two hours later: the pending suspension (at 01:00) comes first, so no hour that started after the
+    # crossing is charged on the servers the cut-off run had not reached yet (R-PAY-6)
+    second = priced.meter("2026-01-01T03:00:00+08:00")
     assert (second["hours"], second["settlements"], second["errors"], second["complete"]) == (0, 1, 0, True)
     assert {sv.state for sv in servers(ids)} == {"stopped"}
     assert pending("acc-cut") == []

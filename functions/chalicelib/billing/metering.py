@@ -30,6 +30,11 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
     cause = f"sweep:metering:{store_key(now)}"
     summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "accounts": 0, "settlements": 0,
                "errors": 0, "error_ids": [], "complete": True}
+    # first the settlements left pending, so no hour is charged on a server that should have been
+    # suspended at its account's crossing (R-PAY-6: no hour that starts while stopped)
+    _finish_settlements(shard, summary, should_stop)
+    if not summary["complete"]:
+        return summary
     base = Session()
     by_account: dict[str, list[str]] = {}
     for row in store.meter_rows(now, shard):  # the by_meter index projects the whole row
@@ -52,8 +57,6 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
             log.exception("metering could not charge account %s", account_id)
             summary["errors"] += 1
             summary["error_ids"].append(account_id)
-    if summary["complete"]:
-        _finish_settlements(shard, summary, should_stop)
     log.info("metering shard %s", summary)
     return summary
 
