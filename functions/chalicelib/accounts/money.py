@@ -104,8 +104,10 @@ def settle_arrears(w: Work, balance_before: int, at: datetime) -> None:
     if not rules.crossed_zero(balance_before, account.balance):
         return  # the servers already match the account (read none of them)
     if account.in_arrears:
+        # the trigger is in the cause: the balance may cross zero twice at one instant (a top-up and a
+        # refund at the same time), and a repeated cause would cancel the second change for ever
         outbox.record(w.s, kind="arrears", account_id=account.account_id, at=at,
-                      cause=f"arrears#{store_key(at)}", details={"balance": account.balance})
+                      cause=f"arrears#{store_key(at)}#{w.cause}", details={"balance": account.balance})
     account.settlement = Settlement(at=at, cause=w.cause)
     if not w.settle_inline:
         return

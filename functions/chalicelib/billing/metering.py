@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 from typing import Callable
 
+from .. import observability
 from ..accounts import money
 from ..accounts.rules import chunked
 from ..store import session as store
@@ -28,6 +29,7 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
     did not finish) are completed here too. `complete` is False when `should_stop` cut the shard off;
     running it again with the same `now` finishes it and never charges an hour twice."""
     cause = f"sweep:metering:{store_key(now)}"
+    observability.bind(run_id=cause, shard=shard)
     summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "accounts": 0, "settlements": 0,
                "errors": 0, "error_ids": [], "complete": True}
     # first the settlements left pending, so no hour is charged on a server that should have been
@@ -134,5 +136,5 @@ def run_metering(now: datetime) -> dict:
             summary[key] += part[key]
         summary["error_ids"] += part["error_ids"]
         summary["complete"] = summary["complete"] and part["complete"]
-    log.info("metering %s", summary)
+    observability.sweep_finished("metering", summary)
     return summary
