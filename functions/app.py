@@ -199,6 +199,16 @@ def drain_cluster_actions():
     return executor.drain()
 
 
+@app.route("/ops/background/drain", methods=["POST"], content_types=["*/*"])
+@handled
+def drain_background():
+    """CONTRACT §6: runs queued background work now (here: publishing recorded notifications)."""
+    from chalicelib.notify import outbox
+
+    _operator()
+    return outbox.retry_recorded()
+
+
 @app.route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
@@ -244,6 +254,14 @@ def payg_metering(event):
     from chalicelib.timeutil import parse_rfc3339
 
     return metering.run_metering(parse_rfc3339(event.time))
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="notification_retry")
+def notification_retry(event):
+    """CONTRACT §6: recorded notifications are published (again) until sent, at least every 5 minutes."""
+    from chalicelib.notify import outbox
+
+    return outbox.retry_recorded()
 
 
 @app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions")

@@ -101,13 +101,24 @@ class PlanRow(Model):
     version = VersionAttribute()
 
 
+class PendingNotifications(GlobalSecondaryIndex):
+    """Sparse: only `recorded` notifications carry the keys, so the publisher reads just those."""
+    Meta = _index("by_pending")
+    pending_shard = UnicodeAttribute(hash_key=True)
+    pending_at = UnicodeAttribute(range_key=True)
+
+
 class NotificationRow(Model):
     """One row per (target, cause): the key itself makes a notification at most once per cause."""
     Meta = _meta("notifications")
     target = UnicodeAttribute(hash_key=True)
     cause = UnicodeAttribute(range_key=True)
     status = UnicodeAttribute()
+    pending_shard = UnicodeAttribute(null=True)
+    pending_at = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
     doc = JSONAttribute()
+    by_pending = PendingNotifications()
 
 
 class OpenActions(GlobalSecondaryIndex):

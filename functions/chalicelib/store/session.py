@@ -183,7 +183,9 @@ class Session:
         self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
 
     def add_notification(self, note: Notification) -> None:
-        model = m.NotificationRow(note.target, note.cause, status="recorded", doc=_doc(note))
+        # recorded with the change (the outbox); the sparse index keys make it findable until it is sent
+        model = m.NotificationRow(note.target, note.cause, status="recorded", pending_shard=shard_of(note.target),
+                                  pending_at=store_key(note.at), doc=_doc(note))
         self._writes.append(("save", model, m.NotificationRow.cause.does_not_exist()))
         self.notifications.append(note)
 
@@ -235,7 +237,13 @@ def ledger_for_server(server_id: str) -> list[dict]:
 
 def notifications_for(target: str) -> list[dict]:
     ensure_configured()
-    return [r.doc for r in m.NotificationRow.query(target, consistent_read=True)]
+    return [{**r.doc, "status": r.status} for r in m.NotificationRow.query(target, consistent_read=True)]
+
+
+def recorded_notifications(shard: str, page_size: int) -> Iterator[m.NotificationRow]:
+    """The outbox: notifications not sent yet, from the sparse by_pending index, oldest first."""
+    ensure_configured()
+    return m.NotificationRow.by_pending.query(shard, page_size=page_size)
 
 
 def actions_for(server_id: str) -> list[ClusterAction]:

@@ -1,5 +1,6 @@
 """Run a decision in a fresh unit of work until it commits without a concurrent change, then send
-what the commit promised (notifications to SNS, cluster-action wake-ups to SQS)."""
+what the commit promised (cluster-action wake-ups to SQS; notifications are published later from the
+outbox by background work, off the request path)."""
 from __future__ import annotations
 
 from typing import Callable, TypeVar
@@ -12,9 +13,7 @@ T = TypeVar("T")
 
 def after_commit(s: Session) -> None:
     from ..clusters import queue as cluster_queue
-    from ..notify import outbox
 
-    outbox.publish(s.notifications)
     cluster_queue.announce(s.actions)
 
 
