@@ -25,6 +25,14 @@ class Plan(Record):
     versions: list[PriceVersion] = Field(default_factory=list)
 
 
+class PlanPrices(Record):
+    """A copy of a plan's price versions kept on its server (the renewal price, R-PAY-2, without
+    reading the plan); `stamp` is the plan record's version it was copied at, checked at commit."""
+    plan_id: str
+    versions: list[PriceVersion] = Field(default_factory=list)
+    stamp: int
+
+
 class Period(Record):
     """One paid period [start, end) bought by a new or renewal order (R-LIFE-5)."""
     order_id: str
@@ -85,6 +93,7 @@ class Server(Record):
     history: list[HistoryEvent] = Field(default_factory=list)
     payg_segments: list[PaygSegment] = Field(default_factory=list)
     free_period: Optional[FreePeriod] = None
+    plan_prices: Optional[PlanPrices] = None
 
 
 class Account(Record):
@@ -93,6 +102,7 @@ class Account(Record):
     violation: bool = False
     agreement_ended: bool = False
     server_ids: list[str] = Field(default_factory=list)
+    closed_server_ids: list[str] = Field(default_factory=list)  # terminated or destroyed (R-LIFE-5)
 
     @property
     def in_arrears(self) -> bool:
@@ -157,5 +167,5 @@ class ClusterAction(Record):
 
 __all__ = [
     "Account", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
-    "Order", "PaygSegment", "Period", "Plan", "PlanUse", "PriceVersion", "Server",
+    "Order", "PaygSegment", "Period", "Plan", "PlanPrices", "PlanUse", "PriceVersion", "Server",
 ]

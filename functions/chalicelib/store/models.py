@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 
-from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, VersionAttribute,
+)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
@@ -49,6 +51,9 @@ class ServerRow(Model):
     due_at = UnicodeAttribute(null=True)
     meter_shard = UnicodeAttribute(null=True)
     meter_at = UnicodeAttribute(null=True)
+    # "filing_id|approved_at" of the server's approved non-change filings (R-FREE-2 (3)), added by
+    # filing.approved without reading the server, so a compensation needs no query of the filings
+    first_filing_approvals = UnicodeSetAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
     by_due = DueIndex()
@@ -59,6 +64,7 @@ class ServerRow(Model):
 class AccountRow(Model):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
+    violation = BooleanAttribute(null=True)  # copy of doc's flag, for a condition check (R-FREE-2 (9))
     doc = JSONAttribute()
     version = VersionAttribute()
 

@@ -80,6 +80,7 @@ class Session:
         self._rows: dict[tuple[str, str], m.Model] = {}
         self._writes: list[tuple[str, Any, Any]] = []
         self.committed = False
+        self.attempt = 0  # > 0 after a cancelled try: copies kept on rows are not trusted then, the source is read
 
     # ---- reads ----------------------------------------------------------------------------
     def prefetch(self, *, event_key: str | None = None, server_id: str | None = None,
@@ -139,6 +140,28 @@ class Session:
         row = self._get(cls, key)
         return row.doc if row else None
 
+    def rows(self, cls, key):
+        """The stored row as read by this session (None if absent or not read)."""
+        return self._rows.get((cls.__name__, key))
+
+    def row_version(self, cls, key) -> int | None:
+        row = self._rows.get((cls.__name__, key))
+        return row.version if row is not None else None
+
+    def adopt_row(self, cls, key: str, row: m.Model) -> None:
+        """Treat a row known from elsewhere (a copy kept on another row) as read here: a write of it
+        carries the copy's version, so the transaction fails if the row changed since the copy."""
+        self._rows[(cls.__name__, key)] = row
+
+    def filing_approvals(self, server_id: str) -> dict[str, str]:
+        """R-FREE-2 (3): approval time (store key) of each non-change filing of the server, latest per filing."""
+        row = self._rows.get(("ServerRow", server_id))
+        latest: dict[str, str] = {}
+        for entry in (row.first_filing_approvals if row is not None and row.first_filing_approvals else ()):
+            filing_id, _, at = entry.rpartition("|")
+            latest[filing_id] = max(at, latest.get(filing_id, at))
+        return latest
+
     def adopt_server_row(self, row: m.ServerRow) -> Server:
         """Use a row read from an index (sweeps) as if read here; the version condition catches staleness."""
         self._rows[("ServerRow", row.server_id)] = row
@@ -153,8 +176,10 @@ class Session:
         return row
 
     def put_server(self, server: Server, due_at: datetime | None, meter_at: datetime | None) -> None:
+        previous = self._rows.get(("ServerRow", server.server_id))
         row = self._versioned(
             m.ServerRow, server.server_id, account_id=server.account_id, plan_id=server.plan_id,
+            first_filing_approvals=previous.first_filing_approvals if previous is not None else None,
             state=server.state, doc=_doc(server),
             due_shard=shard_of(server.server_id) if due_at else None,
             due_at=store_key(due_at) if due_at else None,
@@ -164,7 +189,9 @@ class Session:
         self._writes.append(("save", row, None))
 
     def put_account(self, account: Account) -> None:
-        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account)), None))
+        # `violation` also as an attribute, so a transaction can check it without reading the account
+        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account),
+                                                     violation=account.violation), None))
 
     def put_order(self, order: Order) -> None:
         self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
@@ -174,6 +201,19 @@ class Session:
 
     def put_doc(self, cls, key: str, doc: dict, **attrs) -> None:
         self._writes.append(("save", self._versioned(cls, key, doc=doc, **attrs), None))
+
+    def expect(self, cls, key: str, condition) -> None:
+        """A condition on a row this change did not read (a copy was used instead): checked in the
+        transaction, which is cancelled (and decided again from the source) if it does not hold."""
+        self._writes.append(("check", (cls, key), condition))
+
+    def note_filing_approval(self, server_id: str, filing_id: str, approved_at: datetime) -> None:
+        """R-FREE-2 (3): add a non-change filing's approval to its server without reading the server;
+        the version bump makes any change based on an older read of the server fail and re-read."""
+        row = m.ServerRow(server_id)
+        row.version = 0  # any value: the update adds 1 to the stored version instead of setting it
+        actions = [m.ServerRow.first_filing_approvals.add({f"{filing_id}|{store_key(approved_at)}"})]
+        self._writes.append(("update", row, (actions, m.ServerRow.server_id.exists())))
 
     def add_ledger(self, row: LedgerRow) -> None:
         self._ledger_seq = getattr(self, "_ledger_seq", 0) + 1
@@ -216,7 +256,12 @@ class Session:
         try:
             with TransactWrite(connection=_connection()) as tw:
                 for op, row, condition in self._writes:
-                    tw.save(row, condition=condition)
+                    if op == "save":
+                        tw.save(row, condition=condition)
+                    elif op == "update":
+                        tw.update(row, actions=condition[0], condition=condition[1], add_version_condition=False)
+                    else:
+                        tw.condition_check(row[0], row[1], condition=condition)
         except TransactWriteError as exc:
             if getattr(exc, "cause_response_code", None) in ("TransactionCanceledException", "TransactionConflictException"):
                 raise ConcurrentUpdate(str(exc)) from exc

@@ -42,6 +42,7 @@ def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType
         if attempt:
             time.sleep(random.uniform(0, 0.02 * attempt))  # jitter so racing deliveries spread out
         s = Session()
+        s.attempt = attempt
         try:
             s.prefetch(event_key=marker.key, **event_type.prefetch(payload))
         except TransactGetError:
