@@ -11,7 +11,8 @@ State = Literal["active", "stopped", "destroyed"]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+    # built on first use, not at import: a webhook's cold start builds only the records it touches
+    model_config = ConfigDict(extra="ignore", validate_assignment=False, defer_build=True)
 
 
 class PriceVersion(Record):

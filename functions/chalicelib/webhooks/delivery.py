@@ -2,6 +2,7 @@
 of work whose event marker commits with its effects; duplicates answer the first outcome."""
 from __future__ import annotations
 
+import importlib
 import logging
 import random
 import time
@@ -21,10 +22,24 @@ MAX_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class EventType:
-    """One event type: its payload model, the keys to read up front and the service call."""
-    model: type[envelope.Payload]
+    """One event type: its payload model and service call as "module:name" under chalicelib (imported
+    on first use), and the keys to read up front."""
+    model_ref: str
     prefetch: Callable[[object], dict]
-    apply: Callable[[Session, str, object], dict]
+    apply_ref: str
+
+    @property
+    def model(self) -> type[envelope.Payload]:
+        return _resolve(self.model_ref)
+
+    @property
+    def apply(self) -> Callable[[Session, str, object], dict]:
+        return _resolve(self.apply_ref)
+
+
+def _resolve(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f"..{module}", __package__), name)
 
 
 def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType],

@@ -19,7 +19,7 @@ MAX_BODY = 256 * 1024
 
 class Payload(BaseModel):
     """Base of every `data` model: JSON-strict (no "100" for 100), unknown fields ignored."""
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)  # built on first use
 
     def missing_fields(self) -> list[str]:
         """Fields required only in some cases (checked after the types)."""
