@@ -149,3 +149,21 @@ def test_contract_6_racing_publishers_mark_a_notification_sent_once(priced):
 def test_contract_6_the_drain_needs_an_ops_token(priced):
     status, body = priced.ops("POST", "/ops/background/drain", token="wrong")
     assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+def test_contract_6_retry_reads_the_outbox_in_pages(priced):
+    """CONTRACT §6 / R-NOTE-1: four notifications of one server (one index shard) read one per page:
+    all published, each once."""
+    from chalicelib.notify import outbox
+
+    url = subscribe_queue()
+    priced.buy_monthly("srv-1", "2026-03-03T10:00:00+08:00", months=1)
+    for now in ("2026-03-28T00:10:00+08:00", "2026-04-05T00:10:00+08:00", "2026-04-10T00:10:00+08:00",
+                "2026-04-11T00:10:00+08:00"):
+        priced.sweep(now)
+    kinds = [n["kind"] for n in priced.server("srv-1")["notifications"]]
+    assert kinds == ["renewal_reminder", "stopped", "destruction_warning", "destroyed"]
+    assert outbox.retry_recorded(page_size=1) == {"ran": 4, "succeeded": 4, "failed": 0}
+    assert sorted(json.loads(m["Message"])["kind"] for m in received(url)) == sorted(kinds)
+    assert {n["status"] for n in priced.server("srv-1")["notifications"]} == {"sent"}
+    assert outbox.retry_recorded(page_size=1) == {"ran": 0, "succeeded": 0, "failed": 0}
