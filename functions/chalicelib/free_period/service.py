@@ -187,7 +187,8 @@ def compensation_requested(s: Session, event_id: str, p: CompensationRequested) 
     else:
         preliminary["days"] = _convert(s, verdict["days"], verdict["old_plan"], verdict["new_plan"], verdict["approved_at"])
     ticket["preliminary"] = preliminary
-    s.put_doc(m.TicketRow, p.ticket_id, {**ticket, "seen": _seen(s, p.server_id, p.filing_id)})
+    s.put_doc(m.TicketRow, p.ticket_id, {**ticket, "account_id": server.account_id,
+                                         "seen": _seen(s, p.server_id, p.filing_id)})
     return {"ticket_id": p.ticket_id, "status": "requested", **preliminary}
 
 
@@ -200,7 +201,8 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
     if ticket.get("decision"):
         return ticket["decision"]
     if not _adopt_seen(s, ticket):
-        s.prefetch(server_id=ticket["server_id"], filing_id=ticket["filing_id"])  # one read for both
+        s.prefetch(server_id=ticket["server_id"], filing_id=ticket["filing_id"],  # one read for all three
+                   account_id=ticket.get("account_id"))
     server, filing = _load_for_ticket(s, ticket["server_id"], ticket["filing_id"])
     due = rules.due_by(p.accepted_at)
     verdict = _decide(s, server, ticket, filing, p.accepted_at)
