@@ -171,9 +171,12 @@ def main() -> int:
         print(f"  {us / 1000:7.1f} ms  {name}")
     ratio = med[ours_name] / bare
     cpu_ratio = cpu[ours_name] / cpu[bare_name]
+    # the fastest run of each is the one the machine's load disturbed least
+    best = {name: min(r["seconds"] for r in v) * 1000 for name, v in samples.items()}
+    print(f"fastest runs: {best[ours_name]:.0f} ms vs {best[bare_name]:.0f} ms = {best[ours_name] / best[bare_name]:.2f}")
     c.summary("import_time", "first webhook cold start vs bare app saving one item (median)",
               f"{med[ours_name]:.0f} ms vs {bare:.0f} ms = {ratio:.2f} (CPU {cpu[ours_name]:.0f} vs {cpu[bare_name]:.0f} ms "
-              f"= {cpu_ratio:.2f}); peak memory {rss[ours_name]:.0f} vs {rss[bare_name]:.0f} MiB", "<= 1.3", ratio <= 1.3)
+              f"= {cpu_ratio:.2f}; fastest runs {best[ours_name] / best[bare_name]:.2f}); peak memory {rss[ours_name]:.0f} vs {rss[bare_name]:.0f} MiB", "<= 1.3", ratio <= 1.3)
     c.summary("import_time", "import app.py vs bare app (median)",
               f"{imp['functions/app.py: import only']:.0f} ms vs {imp['bare app: import only']:.0f} ms", "", None)
     c.summary("import_time", "kubernetes in sys.modules after the first webhook", str(kube), "False", not kube)
