@@ -21,7 +21,7 @@ from pathlib import Path
 
 import _common as c
 
-RUNS = 9
+RUNS = 7
 BARE_APP = '''import json
 import os
 
