@@ -76,7 +76,8 @@ def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_s
     assert message["MessageAttributes"]["notification_id"] == {"Type": "String", "Value": note["notification_id"]}
     body = json.loads(message["Message"])
     assert (body["notification_id"], body["target"], body["cause"], body["kind"]) == (
-        note["notification_id"], "server#srv-1", "stopped#expired#2026-04-03T02:00:00.000000Z", "stopped")
+        note["notification_id"], "server#srv-1",
+        "stopped#expired#2026-04-03T02:00:00.000000Z#sweep:expiry:2026-04-04T16:10:00.000000Z", "stopped")
     assert body["details"] == {"reason": "expired", "retain_until": "2026-04-11T00:00:00+08:00"}
     assert stopped_notes(priced)[0]["status"] == "sent"
     assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0}

@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import datetime, timezone
 
+from .. import observability
 from ..domain.records import Notification
 from ..store.session import Session
 
@@ -82,9 +83,11 @@ def retry_recorded(page_size: int = PAGE_SIZE) -> dict:
                 sns.publish(TopicArn=arn, Subject=row.doc["kind"], Message=body, MessageAttributes=attributes)
             except Exception:  # noqa: BLE001 - stays recorded; the next run tries again
                 log.exception("publishing %s %s failed; it stays recorded", row.target, row.cause)
+                observability.notification_sent(False)
                 summary["failed"] += 1
                 continue
-            _mark_sent(row)
+            if _mark_sent(row):  # a racing publisher's repeat is not counted as sent twice
+                observability.notification_sent(True)
             summary["succeeded"] += 1
     if summary["ran"]:
         log.info("notifications %s", summary)

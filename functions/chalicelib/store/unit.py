@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
+from .. import observability
 from ..errors import ConcurrentUpdate
 from .session import Session
 
@@ -14,6 +15,7 @@ T = TypeVar("T")
 def after_commit(s: Session) -> None:
     from ..clusters import queue as cluster_queue
 
+    observability.notifications_recorded(len(s.notifications))
     cluster_queue.announce(s.actions)
 
 
