@@ -2,7 +2,10 @@
 BaseClient._make_api_call, so PynamoDB's own clients are included), plus other AWS calls (SNS/SQS).
 
 Target (the issue): one DynamoDB transaction plus at most one read per webhook, i.e.
-TransactWriteItems <= 1, reads (TransactGetItems/GetItem/Query/Scan/BatchGetItem) <= 1, no other writes.
+TransactWriteItems <= 1, reads (TransactGetItems/GetItem/Query/Scan/BatchGetItem) <= 1, no other writes:
+"DynamoDB requests = 2" per event type (1 for a duplicate). The copies that make this possible (a server's
+plan prices, the rows a compensation request read) are checked at commit; the "fallback" rows show what a
+stale copy costs (the first try is cancelled, the second reads the source): they are not part of the target.
 
 Then metering (issue 9): DynamoDB requests per payg server per run, as the marginal cost of 100 more
 payg servers on 20 accounts (so the fixed per-shard queries do not count; target <= 1.5), and the
@@ -136,6 +139,28 @@ def crossing_figures(api, counter) -> None:
               "all 120 resumed before it answers", status == 200 and view["state"] == "active")
 
 
+def fallbacks(tag: str, api):
+    """Deliveries whose copies are stale on purpose: (label, sender, event, setup calls)."""
+    srv, acc, fil = f"srv-{tag}", f"acc-{tag}", f"fil-{tag}"
+    setup = [("pay", c.envelope("order.paid", c.order_paid(f"ord-{tag}-new", acc, srv, "new", PAID, 10000,
+                                                           billing_mode="monthly", plan_id="std", region="cn-north-1",
+                                                           months=1))),
+             ("ticket", c.envelope("filing.submitted", {"filing_id": fil, "server_id": srv, "website": "x.cn",
+                                                        "is_change": False, "submitted_at": "2026-01-11T10:00:00+08:00"})),
+             ("ticket", c.envelope("filing.approved", {"filing_id": fil, "approved_at": "2026-01-16T10:00:00+08:00"})),
+             ("ticket", c.envelope("compensation.requested", {"ticket_id": f"tkt-{tag}", "filing_id": fil, "server_id": srv,
+                                                              "requested_at": "2026-01-17T10:00:00+08:00"}))]
+    price_change = ("PUT", "/ops/plans/std", {"monthly_price": 10000, "hourly_price": 21,
+                                             "effective_from": "2020-01-01T00:00:00+08:00"})
+    return setup, [
+        ("renewal, plan changed since the server's copy (fallback)", "pay", c.envelope("order.paid", c.order_paid(
+            f"ord-{tag}-ren", acc, srv, "renewal", "2026-01-18T10:00:00+08:00", 10000, months=1)), price_change),
+        ("compensation.accepted, server changed since request (fallback)", "ticket", c.envelope(
+            "compensation.accepted", {"ticket_id": f"tkt-{tag}", "engineer_id": "eng-1",
+                                      "accepted_at": "2026-01-19T12:00:00+08:00"}), None),
+    ]
+
+
 def meets(ops) -> bool:
     writes = sum(n for op, n in ops.items() if op not in READS and op != "TransactWriteItems")
     return ops.get("TransactWriteItems", 0) <= 1 and sum(ops.get(op, 0) for op in READS) <= 1 and writes == 0
@@ -159,14 +184,20 @@ def main() -> int:
             for _, sender, event in scenario("warm"):  # first calls per table/client, connection pools
                 getattr(api, sender)(event)
             rows, ok_all = [], True
-            print(f"{'webhook':44} {'status':>6}  {'result':10} {'meets':5} {'txn items':9} {'ms':>5}  DynamoDB operations | other AWS calls")
+            print(f"{'webhook':62} {'status':>6}  {'result':10} {'DynamoDB requests':>17} {'meets':5} {'txn items':9} "
+                  f"{'ms':>5}  DynamoDB operations | other AWS calls")
             busy = []
             for n in BUSY_SERVERS:
                 setup, measured = busy_account(n)
                 for event in setup:
                     api.pay(event)
                 busy += measured
-            for label, sender, event in scenario("m") + busy:
+            setup, stale = fallbacks("f", api)
+            for sender, event in setup:
+                getattr(api, sender)(event)
+            for label, sender, event, before in [(*row, None) for row in scenario("m") + busy] + stale:
+                if before:
+                    api.ops(*before)
                 counter.reset()
                 t0 = time.perf_counter()
                 status, body = getattr(api, sender)(event)
@@ -174,21 +205,25 @@ def main() -> int:
                 ddb, other = counter.snapshot()
                 items = ",".join(map(str, counter.txn_items)) or "-"
                 ok = meets(ddb) and status == 200
-                ok_all &= ok
+                fallback = "fallback" in label
+                ok_all &= ok or fallback
                 result = (body or {}).get("result") or (body or {}).get("error", {}).get("code")
                 decision = ((body or {}).get("outcome") or {}).get("decision", "")
-                rows.append((label, ddb, ok))
-                print(f"{label:44} {status:>6}  {str(result):10} {'yes' if ok else 'NO':5} {items:>9} {ms:5.0f}  "
+                rows.append((label, ddb, ok, fallback))
+                print(f"{label:62} {status:>6}  {str(result):10} {sum(ddb.values()):>17} "
+                      f"{'-' if fallback else 'yes' if ok else 'NO':5} {items:>9} {ms:5.0f}  "
                       f"{c.fmt_ops(ddb)} | {c.fmt_ops(other)}  {decision}")
             metering_figures(api, counter)
             crossing_figures(api, counter)
     finally:
         server.stop()
-    total = sum(sum(d.values()) for _, d, _ in rows)
-    print(f"\n{sum(ok for *_, ok in rows)}/{len(rows)} webhook types meet the target; "
-          f"{total} DynamoDB requests for {len(rows)} deliveries")
-    for label, ddb, ok in rows:
-        c.summary("ddb_requests", label, c.fmt_ops(ddb), "1 txn + <=1 read", ok)
+    measured = [row for row in rows if not row[3]]
+    total = sum(sum(d.values()) for _, d, _, _ in measured)
+    print(f"\n{sum(ok for _, _, ok, _ in measured)}/{len(measured)} webhook types meet the target; "
+          f"{total} DynamoDB requests for {len(measured)} deliveries (fallback rows not counted)")
+    for label, ddb, ok, fallback in rows:
+        c.summary("ddb_requests", label, f"DynamoDB requests = {sum(ddb.values())} ({c.fmt_ops(ddb)})",
+                  "stale copy, rare" if fallback else "1 txn + <=1 read = 2", ok or fallback)
     return 0
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 
 from chalice import Chalice, Cron, Rate, Response
 
 from chalicelib import errors
+
+# the app uses no pydantic plugins; without this the first model built scans every installed
+# distribution's entry points for some (~10 ms of a cold start)
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 app = Chalice(app_name="k8s-billing")
 app.log.setLevel(logging.INFO)
@@ -229,6 +234,17 @@ def drain_cluster_actions():
     return executor.drain()
 
 
+@app.route("/ops/background/drain", methods=["POST"], content_types=["*/*"])
+@handled
+def drain_background():
+    """CONTRACT §6: runs queued background work now (here: publishing recorded notifications)."""
+    from chalicelib.notify import outbox
+
+    _operator()
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
+    return outbox.retry_recorded()
+
+
 @app.route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
@@ -276,6 +292,14 @@ def payg_metering(event):
     from chalicelib.timeutil import parse_rfc3339
 
     return metering.run_metering(parse_rfc3339(event.time))
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="notification_retry")
+def notification_retry(event):
+    """CONTRACT §6: recorded notifications are published (again) until sent, at least every 5 minutes."""
+    from chalicelib.notify import outbox
+
+    return outbox.retry_recorded()
 
 
 @app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions")

@@ -61,6 +61,38 @@ def test_local_defaults_allow_the_clock_override_and_refuse_bad_input(stack):
     assert requests.get(stack["api"] + "/ops/servers/srv-e2e", timeout=10).status_code == 401
 
 
+def test_contract_6_R_NOTE_1_a_notification_leaves_the_stack_on_a_background_drain(stack):
+    """CONTRACT §6 / R-NOTE-1 through `make run` (schedules off): the sweep records `stopped`; one
+    `POST /ops/background/drain` publishes it to the emulator's `billing-notifications` topic, where a
+    subscribed queue receives it once with its notification_id; the view then shows it sent."""
+    import boto3
+
+    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    sns, sqs = (session.client(name, endpoint_url=stack["aws"]) for name in ("sns", "sqs"))
+    url = sqs.create_queue(QueueName="e2e-notifications")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=sns.create_topic(Name="billing-notifications")["TopicArn"], Protocol="sqs", Endpoint=queue_arn)
+    event = support.envelope("order.paid", support.order_paid(
+        "ord-e2e-n", "acc-e2e-n", "srv-e2e-n", "new", "2026-01-31T10:00:00+08:00", 10000,
+        billing_mode="monthly", plan_id="std-2c4g", region="cn-north-1", months=1), "evt-e2e-n")
+    assert send(stack, event).status_code == 200
+    assert ops(stack, "POST", "/ops/sweeps/expiry", {"now": "2026-03-01T00:10:00+08:00"}).status_code == 200
+    [note] = [n for n in ops(stack, "GET", "/ops/servers/srv-e2e-n").json()["notifications"] if n["kind"] == "stopped"]
+    assert note["status"] == "recorded"
+    drained = ops(stack, "POST", "/ops/background/drain").json()
+    assert drained["succeeded"] >= 1 and drained["failed"] == 0
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [json.loads(m["Body"]) for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    mine = [b for b in bodies if b["MessageAttributes"]["notification_id"]["Value"] == note["notification_id"]]
+    assert len(mine) == 1 and json.loads(mine[0]["Message"])["target"] == "server#srv-e2e-n"
+    [note] = [n for n in ops(stack, "GET", "/ops/servers/srv-e2e-n").json()["notifications"] if n["kind"] == "stopped"]
+    assert note["status"] == "sent"
+    assert ops(stack, "POST", "/ops/background/drain").json() == {"ran": 0, "succeeded": 0, "failed": 0}
+
+
 def test_ctrl_c_stops_everything_it_started(stack):
     os.killpg(stack["proc"].pid, signal.SIGINT)
     assert stack["proc"].wait(timeout=30) is not None

@@ -10,6 +10,7 @@ from typing import Callable
 from .. import observability
 from ..accounts import money
 from ..accounts.rules import chunked
+from ..store import models as m
 from ..store import session as store
 from ..store import unit
 from ..store.session import Session
@@ -40,7 +41,7 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
     base = Session()
     by_account: dict[str, list[str]] = {}
     for row in store.meter_rows(now, shard):  # the by_meter index projects the whole row
-        base.adopt_row("server", row.server_id, row)
+        base.adopt_row(m.ServerRow, row.server_id, row)  # read from the index, validated when asked for
         by_account.setdefault(row.account_id, []).append(row.server_id)
     base.read_many("account", by_account)
     plans: dict = {}

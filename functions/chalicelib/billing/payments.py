@@ -11,8 +11,8 @@ from ..errors import UnknownReference
 from ..lifecycle import effects
 from ..lifecycle import rules as life
 from ..store.session import Session
-from ..timeutil import add_months, fmt
-from . import rules
+from ..timeutil import add_months, fmt, store_key
+from . import plan_prices, rules
 from .payloads import AccountToppedUp, OrderPaid, OrderRefunded
 
 
@@ -74,7 +74,8 @@ def _new_order(w: Work, account: Account, order: Order, p: OrderPaid) -> dict:
 
     server = Server(server_id=p.server_id, account_id=p.account_id, billing_mode=p.billing_mode,
                     plan_id=p.plan_id, region=p.region, service_start=p.paid_at,
-                    plan_history=[PlanUse(plan_id=p.plan_id, since=p.paid_at)])
+                    plan_history=[PlanUse(plan_id=p.plan_id, since=p.paid_at)],
+                    plan_prices=plan_prices.copy_of(w.s, plan))
     w.servers[server.server_id] = server
     account.server_ids.append(server.server_id)
     account.agreement_ended = False
@@ -100,7 +101,7 @@ def _new_order(w: Work, account: Account, order: Order, p: OrderPaid) -> dict:
 def _renewal(w: Work, server: Server, order: Order, p: OrderPaid) -> dict:
     if server.billing_mode != "monthly":
         return _hold(w, order, f"not_renewable_{server.billing_mode}", p.amount, p.paid_at, server, p.server_id)
-    plan = w.s.plan(server.plan_id)
+    plan = plan_prices.current_plan(w.s, server)  # from the server's copy: no read of the plan
     price = rules.price_in_force(plan, p.paid_at) if plan else None
     problem = rules.order_amount_problem("monthly", p.amount, p.months, price)
     if problem:
@@ -122,9 +123,11 @@ def _renewal(w: Work, server: Server, order: Order, p: OrderPaid) -> dict:
 
 
 def _upgrade(w: Work, server: Server, order: Order, p: OrderPaid) -> dict:
-    if w.s.plan(p.plan_id) is None:
+    plan = w.s.plan(p.plan_id)
+    if plan is None:
         raise UnknownReference(f"plan {p.plan_id!r} is not known")
     server.plan_id = p.plan_id
+    server.plan_prices = plan_prices.copy_of(w.s, plan)
     server.plan_history.append(PlanUse(plan_id=p.plan_id, since=p.paid_at))
     w.s.put_order(order)
     w.ledger(server, at=p.paid_at, kind="upgrade", rule="R-PAY-5", cash=p.amount, note=p.plan_id)
@@ -166,7 +169,7 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
         if server.state != "destroyed" and "terminated" not in server.stop_reasons:
             server.history.append(HistoryEvent(kind="refunded", at=p.refunded_at))
             effects.terminate(s, server, account, p.refunded_at, "unsubscribed", w.cause)
-        account.agreement_ended = effects.agreement_ended(account, w.servers_of(account.server_ids))
+        account.agreement_ended = effects.agreement_ended(account)
     w.save()
     return {"decision": "applied", "refund": p.amount, "server": server_brief(server, p.server_id)}
 

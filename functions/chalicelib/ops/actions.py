@@ -97,7 +97,7 @@ def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> 
         if refund:
             change_balance(w, refund, at, kind="refund", rule="R-LIFE-5", server=server, note=body.reason)
         effects.terminate(s, server, account, at, body.reason, w.cause)
-        account.agreement_ended = effects.agreement_ended(account, w.servers_of(account.server_ids))
+        account.agreement_ended = effects.agreement_ended(account)
         w.save()
         return server, refund
     server, refund = _run(change)

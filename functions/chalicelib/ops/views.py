@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..domain.records import Account, Server
 from ..errors import NotFound
 from ..lifecycle import rules as life
-from ..notify.outbox import target_of
+from ..notify.outbox import notification_id, target_of
 from ..store import session as store
 from ..store.session import Session
 from ..timeutil import fmt, parse_stored  # a view shows what is stored, never refuses it
@@ -30,7 +30,8 @@ def notifications(target: str) -> list[dict]:
 
 
 def _notification(doc: dict) -> dict:
-    return {"kind": doc["kind"], "at": fmt(parse_stored(doc["at"])), "cause": doc["cause"], **doc.get("details", {})}
+    return {"kind": doc["kind"], "at": fmt(parse_stored(doc["at"])), "cause": doc["cause"], **doc.get("details", {}),
+            "status": doc["status"], "notification_id": notification_id(doc["target"], doc["cause"])}
 
 
 def server_view(server: Server) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from pynamodb.attributes import (
-    BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute,
+    BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, VersionAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -53,6 +53,9 @@ class ServerRow(Model):
     due_at = UnicodeAttribute(null=True)
     meter_shard = UnicodeAttribute(null=True)
     meter_at = UnicodeAttribute(null=True)
+    # "filing_id|approved_at" of the server's approved non-change filings (R-FREE-2 (3)), added by
+    # filing.approved without reading the server, so a compensation needs no query of the filings
+    first_filing_approvals = UnicodeSetAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
     by_due = DueIndex()
@@ -72,6 +75,7 @@ class AccountRow(Model):
     account_id = UnicodeAttribute(hash_key=True)
     settle_shard = UnicodeAttribute(null=True)
     settle_at = UnicodeAttribute(null=True)
+    violation = BooleanAttribute(null=True)  # copy of doc's flag, for a condition check (R-FREE-2 (9))
     doc = JSONAttribute()
     version = VersionAttribute()
     by_settle = SettleIndex()
@@ -115,13 +119,24 @@ class PlanRow(Model):
     version = VersionAttribute()
 
 
+class PendingNotifications(GlobalSecondaryIndex):
+    """Sparse: only `recorded` notifications carry the keys, so the publisher reads just those."""
+    Meta = _index("by_pending")
+    pending_shard = UnicodeAttribute(hash_key=True)
+    pending_at = UnicodeAttribute(range_key=True)
+
+
 class NotificationRow(Model):
     """One row per (target, cause): the key itself makes a notification at most once per cause."""
     Meta = _meta("notifications")
     target = UnicodeAttribute(hash_key=True)
     cause = UnicodeAttribute(range_key=True)
     status = UnicodeAttribute()
+    pending_shard = UnicodeAttribute(null=True)
+    pending_at = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
     doc = JSONAttribute()
+    by_pending = PendingNotifications()
 
 
 class OpenActions(GlobalSecondaryIndex):

@@ -91,6 +91,7 @@ class Session:
         self._writes: list[tuple[str, Any, Any]] = []
         self._saved: dict[tuple[str, str], m.Model] = {}
         self.committed = False
+        self.attempt = 0  # > 0 after a cancelled try: copies kept on rows are not trusted then, the source is read
 
     # ---- reads ----------------------------------------------------------------------------
     def prefetch(self, *, event_key: str | None = None, server_id: str | None = None,
@@ -150,14 +151,33 @@ class Session:
         row = self._get(cls, key)
         return row.doc if row else None
 
+    def rows(self, cls, key):
+        """The stored row as read by this session (None if absent or not read)."""
+        return self._rows.get((cls.__name__, key))
+
+    def row_version(self, cls, key) -> int | None:
+        row = self._rows.get((cls.__name__, key))
+        return row.version if row is not None else None
+
+    def adopt_row(self, cls, key: str, row: m.Model) -> None:
+        """Treat a row known from elsewhere (a copy kept on another row) as read here: a write of it
+        carries the copy's version, so the transaction fails if the row changed since the copy."""
+        self._rows[(cls.__name__, key)] = row
+
+    def filing_approvals(self, server_id: str) -> dict[str, str]:
+        """R-FREE-2 (3): approval time (store key) of each non-change filing of the server, latest per filing."""
+        row = self._rows.get(("ServerRow", server_id))
+        latest: dict[str, str] = {}
+        for entry in (row.first_filing_approvals if row is not None and row.first_filing_approvals else ()):
+            filing_id, _, at = entry.rpartition("|")
+            latest[filing_id] = max(at, latest.get(filing_id, at))
+        return latest
+
     def adopt_server_row(self, row: m.ServerRow) -> Server:
         """Use a row read from an index (sweeps) as if read here; the version condition catches staleness."""
         self._rows[("ServerRow", row.server_id)] = row
         return Server.model_validate(row.doc)
 
-    def adopt_row(self, kind: str, key: str, row: m.Model) -> None:
-        """Use a row read from an index as if read here (validated when asked for)."""
-        self._rows[(_KINDS[kind].__name__, key)] = row
 
     def read_many(self, kind: str, keys: Iterable[str]) -> None:
         """Load many servers or accounts ("server" / "account") in BatchGetItem calls (100 keys each)
@@ -198,8 +218,10 @@ class Session:
         self._writes.append(("check", (cls, key), condition))
 
     def put_server(self, server: Server, due_at: datetime | None, meter_at: datetime | None) -> None:
+        previous = self._rows.get(("ServerRow", server.server_id))
         row = self._versioned(
             m.ServerRow, server.server_id, account_id=server.account_id, plan_id=server.plan_id,
+            first_filing_approvals=previous.first_filing_approvals if previous is not None else None,
             state=server.state, terminated="terminated" in server.stop_reasons, doc=_doc(server),
             due_shard=shard_of(server.server_id) if due_at else None,
             due_at=store_key(due_at) if due_at else None,
@@ -210,9 +232,10 @@ class Session:
         self._writes.append(("save", row, None))
 
     def put_account(self, account: Account) -> None:
-        # a pending arrears settlement keeps the account in the sparse by_settle index (R-PAY-7 at volume)
+        # a pending arrears settlement keeps the account in the sparse by_settle index (R-PAY-7 at volume);
+        # `violation` also as an attribute, so a transaction can check it without reading the account
         pending = account.settlement
-        row = self._versioned(m.AccountRow, account.account_id, doc=_doc(account),
+        row = self._versioned(m.AccountRow, account.account_id, doc=_doc(account), violation=account.violation,
                               settle_shard=shard_of(account.account_id) if pending else None,
                               settle_at=store_key(pending.at) if pending else None)
         self._writes.append(("save", row, None))
@@ -226,6 +249,19 @@ class Session:
     def put_doc(self, cls, key: str, doc: dict, **attrs) -> None:
         self._writes.append(("save", self._versioned(cls, key, doc=doc, **attrs), None))
 
+    def expect(self, cls, key: str, condition) -> None:
+        """A condition on a row this change did not read (a copy was used instead): checked in the
+        transaction, which is cancelled (and decided again from the source) if it does not hold."""
+        self._writes.append(("check", (cls, key), condition))
+
+    def note_filing_approval(self, server_id: str, filing_id: str, approved_at: datetime) -> None:
+        """R-FREE-2 (3): add a non-change filing's approval to its server without reading the server;
+        the version bump makes any change based on an older read of the server fail and re-read."""
+        row = m.ServerRow(server_id)
+        row.version = 0  # any value: the update adds 1 to the stored version instead of setting it
+        actions = [m.ServerRow.first_filing_approvals.add({f"{filing_id}|{store_key(approved_at)}"})]
+        self._writes.append(("update", row, (actions, m.ServerRow.server_id.exists())))
+
     def add_ledger(self, row: LedgerRow) -> None:
         self._ledger_seq = getattr(self, "_ledger_seq", 0) + 1
         row_id = ledger_row_id(row.at, row.cause, row.server_id, self._ledger_seq)
@@ -233,7 +269,9 @@ class Session:
         self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
 
     def add_notification(self, note: Notification) -> None:
-        model = m.NotificationRow(note.target, note.cause, status="recorded", doc=_doc(note))
+        # recorded with the change (the outbox); the sparse index keys make it findable until it is sent
+        model = m.NotificationRow(note.target, note.cause, status="recorded", pending_shard=shard_of(note.target),
+                                  pending_at=store_key(note.at), doc=_doc(note))
         self._writes.append(("save", model, m.NotificationRow.cause.does_not_exist()))
         self.notifications.append(note)
 
@@ -269,10 +307,12 @@ class Session:
         try:
             with TransactWrite(connection=_connection()) as tw:
                 for op, row, condition in self._writes:
-                    if op == "check":
-                        tw.condition_check(row[0], row[1], condition=condition)
-                    else:
+                    if op == "save":
                         tw.save(row, condition=condition)
+                    elif op == "update":
+                        tw.update(row, actions=condition[0], condition=condition[1], add_version_condition=False)
+                    else:
+                        tw.condition_check(row[0], row[1], condition=condition)
         except TransactWriteError as exc:
             if getattr(exc, "cause_response_code", None) in ("TransactionCanceledException", "TransactionConflictException"):
                 raise ConcurrentUpdate(str(exc)) from exc
@@ -294,7 +334,13 @@ def ledger_for_server(server_id: str) -> list[dict]:
 
 def notifications_for(target: str) -> list[dict]:
     ensure_configured()
-    return [r.doc for r in m.NotificationRow.query(target, consistent_read=True)]
+    return [{**r.doc, "status": r.status} for r in m.NotificationRow.query(target, consistent_read=True)]
+
+
+def recorded_notifications(shard: str, page_size: int) -> Iterator[m.NotificationRow]:
+    """The outbox: notifications not sent yet, from the sparse by_pending index, oldest first."""
+    ensure_configured()
+    return m.NotificationRow.by_pending.query(shard, page_size=page_size)
 
 
 def actions_for(server_id: str) -> list[ClusterAction]:

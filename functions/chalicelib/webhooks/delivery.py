@@ -2,6 +2,7 @@
 of work whose event marker commits with its effects; duplicates answer the first outcome."""
 from __future__ import annotations
 
+import importlib
 import logging
 import random
 import time
@@ -23,10 +24,24 @@ MAX_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class EventType:
-    """One event type: its payload model, the keys to read up front and the service call."""
-    model: type[envelope.Payload]
+    """One event type: its payload model and service call as "module:name" under chalicelib (imported
+    on first use), and the keys to read up front."""
+    model_ref: str
     prefetch: Callable[[object], dict]
-    apply: Callable[[Session, str, object], dict]
+    apply_ref: str
+
+    @property
+    def model(self) -> type[envelope.Payload]:
+        return _resolve(self.model_ref)
+
+    @property
+    def apply(self) -> Callable[[Session, str, object], dict]:
+        return _resolve(self.apply_ref)
+
+
+def _resolve(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f"..{module}", __package__), name)
 
 
 @observability.observe_delivery
@@ -47,6 +62,7 @@ def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType
         if attempt:
             time.sleep(random.uniform(0, 0.02 * attempt))  # jitter so racing deliveries spread out
         s = Session()
+        s.attempt = attempt
         try:
             s.prefetch(event_key=marker.key, **keys)
         except TransactGetError:
