@@ -1,7 +1,12 @@
 """Integration harness: a moto server over real HTTP on loopback, tables created from
-infra/resources.json, and the Chalice app driven through `chalice.test.Client`."""
+infra/resources.json, and the Chalice app driven through `chalice.test.Client`.
+
+Tests marked `both_backends` (the ones whose point is real concurrency) run twice: on moto, whose
+DynamoDB answers one request at a time, and with DynamoDB on Amazon's DynamoDB Local, which lets
+transactions really race; SQS, SNS, EKS and Secrets Manager stay on moto either way."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -10,6 +15,35 @@ import pytest
 import requests
 
 from tests import support
+
+BACKENDS = ("moto", "dynamodb-local")
+_table_prefixes = (f"t{n}-" for n in itertools.count())
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request):
+    """Where DynamoDB requests go: "moto" unless the test is marked `both_backends`."""
+    return getattr(request, "param", os.environ.get("TEST_DYNAMODB", "moto"))
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local():
+    """DynamoDB Local in memory on a free port for the session (started on first use)."""
+    from infra.local import dynamodb_local as ddb_local
+
+    port = support.free_port()
+    process = ddb_local.start(port)
+    try:
+        ddb_local.wait_ready(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +64,22 @@ def emulator():
 
 
 @pytest.fixture
-def aws(emulator):
-    """A clean emulator for each test, with every table, queue and topic of the template."""
+def aws(emulator, backend, request):
+    """A clean emulator for each test, with every table, queue and topic of the template. On DynamoDB
+    Local each test gets tables of its own (a fresh prefix: faster than emptying), dropped after it."""
     from chalicelib import aws as aws_clients
     from chalicelib.settings import reset_settings
     from chalicelib.store import session
     from infra.local import bootstrap
 
     requests.post(f"{emulator}/moto-api/reset", timeout=10)
+    tables = {}
+    if backend == "dynamodb-local":
+        tables = {"dynamodb_endpoint": request.getfixturevalue("dynamodb_local"), "table_prefix": next(_table_prefixes)}
+        os.environ.update(AWS_ENDPOINT_URL_DYNAMODB=tables["dynamodb_endpoint"], TABLE_PREFIX=tables["table_prefix"])
+    else:
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        os.environ.pop("TABLE_PREFIX", None)
     os.environ.update({
         "PAYMENT_WEBHOOK_SECRETS": f"{support.PAY_SECRET},{support.PAY_SECRET_OLD}",
         "TICKETING_WEBHOOK_SECRETS": support.TICKET_SECRET,
@@ -48,9 +90,24 @@ def aws(emulator):
     reset_settings()
     aws_clients.queue_url.cache_clear()
     aws_clients.topic_arn.cache_clear()
-    created = bootstrap.create_all(os.environ["AWS_DEFAULT_REGION"], emulator)
+    created = bootstrap.create_all(os.environ["AWS_DEFAULT_REGION"], emulator, **tables)
     session.reconfigure()
     yield created
+    if tables:
+        _drop_tables(**tables)
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        os.environ.pop("TABLE_PREFIX", None)
+        reset_settings()
+
+
+def _drop_tables(dynamodb_endpoint: str, table_prefix: str) -> None:
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
+    for page in ddb.get_paginator("list_tables").paginate():
+        for name in page["TableNames"]:
+            if name.startswith(table_prefix):
+                ddb.delete_table(TableName=name)
 
 
 class Api:
