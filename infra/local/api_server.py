@@ -67,9 +67,10 @@ def make_server(host: str, port: int, stage: str = "dev", app_object=None, confi
         config = cli_factory.CLIFactory(str(PROJECT), environ=os.environ).create_config_obj(chalice_stage_name=stage)
         app_object = config.chalice_app
         validate_routes(app_object.routes)
-    # what chalice.local.create_local_server does: current_request becomes thread-local
-    local.CustomLocalChalice.__bases__ = (local.LocalChalice, app_object.__class__)
-    app_object.__class__ = local.CustomLocalChalice
+    if not isinstance(app_object, local.LocalChalice):
+        # what chalice.local.create_local_server does: current_request becomes thread-local
+        local.CustomLocalChalice.__bases__ = (local.LocalChalice, app_object.__class__)
+        app_object.__class__ = local.CustomLocalChalice
     return local.LocalDevServer(app_object, config, host, port, handler_cls=_handler_class(), server_cls=BurstServer)
 
 

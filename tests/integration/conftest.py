@@ -181,3 +181,23 @@ def api(aws):
 
     with Client(chalice_app.app) as client:
         yield Api(client)
+
+
+@pytest.fixture
+def http_api(api):
+    """The app behind the local stack's own HTTP server (infra/local/api_server.py) on a free port, in
+    this process, so concurrent requests go through real sockets and the app's answers."""
+    import threading
+
+    from chalice.config import Config
+
+    import app as chalice_app
+    from infra.local import api_server
+
+    server = api_server.make_server("127.0.0.1", support.free_port(), app_object=chalice_app.app, config=Config.create())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    server.server.server_close()
+    thread.join(timeout=10)
