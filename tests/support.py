@@ -109,3 +109,12 @@ def local_stack(dynamodb: str = "moto"):
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=30)
         reader.join(timeout=30)
+        ports = [api_port, aws_port] + ([ddb_port] if dynamodb == "dynamodb-local" else [])
+        left = [port for port in ports if _listening(port)]
+        if left:  # Ctrl-C must stop everything the stack started (DynamoDB Local's JVM included)
+            raise RuntimeError(f"local stack stopped, but ports {left} still listen")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

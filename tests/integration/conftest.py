@@ -194,10 +194,14 @@ def http_api(api):
     import app as chalice_app
     from infra.local import api_server
 
+    original_class = chalice_app.app.__class__  # make_server swaps it for a thread-local-request subclass
     server = api_server.make_server("127.0.0.1", support.free_port(), app_object=chalice_app.app, config=Config.create())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)  # skips the "Serving on" print
     thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    server.server.server_close()
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server.server_close()
+        thread.join(timeout=10)
+        chalice_app.app.__class__ = original_class
