@@ -96,7 +96,7 @@ def local_stack(dynamodb: str = "moto"):
             break
     else:
         raise RuntimeError("local stack did not start:\n" + "".join(lines))
-    # keep reading its output so `chalice local`, which logs every request, never blocks on a full pipe
+    # keep reading its output so the API server, which logs every request, never blocks on a full pipe
     tail = collections.deque(lines, maxlen=400)
     reader = threading.Thread(target=tail.extend, args=(proc.stdout,), daemon=True)
     reader.start()
