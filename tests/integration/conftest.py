@@ -1,9 +1,8 @@
 """Integration harness: a moto server over real HTTP on loopback, tables created from
 infra/resources.json, and the Chalice app driven through `chalice.test.Client`.
 
-Tests marked `both_backends` (the ones whose point is real concurrency) run twice: on moto, whose
-DynamoDB answers one request at a time, and with DynamoDB on Amazon's DynamoDB Local, which lets
-transactions really race; SQS, SNS, EKS and Secrets Manager stay on moto either way."""
+With the `backend` fixture (tests/conftest.py) at "dynamodb-local", DynamoDB requests go to Amazon's
+DynamoDB Local instead; SQS, SNS, EKS and Secrets Manager stay on moto either way."""
 from __future__ import annotations
 
 import itertools
@@ -16,34 +15,7 @@ import requests
 
 from tests import support
 
-BACKENDS = ("moto", "dynamodb-local")
 _table_prefixes = (f"t{n}-" for n in itertools.count())
-
-
-def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
-        metafunc.parametrize("backend", BACKENDS, indirect=True)
-
-
-@pytest.fixture
-def backend(request):
-    """Where DynamoDB requests go: "moto" unless the test is marked `both_backends`."""
-    return getattr(request, "param", os.environ.get("TEST_DYNAMODB", "moto"))
-
-
-@pytest.fixture(scope="session")
-def dynamodb_local():
-    """DynamoDB Local in memory on a free port for the session (started on first use)."""
-    from infra.local import dynamodb_local as ddb_local
-
-    port = support.free_port()
-    process = ddb_local.start(port)
-    try:
-        ddb_local.wait_ready(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
