@@ -2,9 +2,9 @@
 the servers the metering index says are due, one transaction per server."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
+from .. import observability
 from ..errors import ConcurrentUpdate
 from ..store import session as store
 from ..store import unit
@@ -42,11 +42,12 @@ def run_metering(now: datetime) -> dict:
     summary = {"now": fmt(now), "servers": 0, "hours": 0, "errors": 0}
     plans: dict = {}
     for shard in map(str, range(store.SHARDS)):
+        observability.bind(run_id=cause, shard=shard)
         for row in store.meter_rows(now, shard):
             summary["servers"] += 1
             try:
                 summary["hours"] += _charge(row.server_id, now, cause, plans)
             except ConcurrentUpdate:
                 summary["errors"] += 1
-    logging.getLogger(__name__).info("metering %s", summary)
+    observability.sweep_finished("metering", summary)
     return summary

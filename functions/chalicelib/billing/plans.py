@@ -13,19 +13,20 @@ from ..store import session as store
 from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt, store_key
-from ..webhooks.envelope import Payload, Time
+from . import rules
+from ..domain.types import Payload, Time
 
 
 class PriceVersionBody(Payload):
     monthly_price: int = Field(ge=0, le=10**12)
     hourly_price: int = Field(ge=0, le=10**12)
     effective_from: Time
-    at: Optional[str] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
+    at: Optional[Time] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
 
 
 def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> dict:
     """A new price version; one with the same effective_from replaces it (a correction). A future
-    version is announced to every account with a server on the plan (R-NOTE-2); a past one is not."""
+    version is announced to the accounts it affects (R-NOTE-2, E-7); a past one is not."""
     version = PriceVersion(monthly_price=body.monthly_price, hourly_price=body.hourly_price,
                            effective_from=body.effective_from)
     def change(s: Session, _attempt: int) -> Plan:
@@ -41,7 +42,8 @@ def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> di
 
 
 def _announce(plan_id: str, version: PriceVersion, now: datetime) -> int:
-    accounts = sorted({row.account_id for row in store.servers_on_plan(plan_id)})
+    accounts = rules.accounts_to_announce(
+        (row.account_id, row.state, bool(row.terminated)) for row in store.servers_on_plan(plan_id))
     cause = f"price_change#{plan_id}#{store_key(version.effective_from)}"
     for account_id in accounts:
         s = Session()

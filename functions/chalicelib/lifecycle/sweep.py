@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Callable
 
+from .. import observability
 from ..errors import ConcurrentUpdate
 from ..notify import outbox
 from ..store import models as m
@@ -64,6 +65,7 @@ def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
     summary = {"now": fmt(now), "visited": 0, "read": 0, "complete": True, "errors": 0,
                "remind": 0, "expire": 0, "warn": 0, "destroy": 0}
     for shard in map(str, range(store.SHARDS)):
+        observability.bind(run_id=cause, shard=shard)
         for row in store.due_rows(now, shard):
             summary["read"] += 1
             if (max_items is not None and summary["visited"] >= max_items) or (should_stop and should_stop()):
@@ -81,7 +83,7 @@ def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
         if not summary["complete"]:
             break
     _record_run(cause, summary)
-    log.info("expiry sweep %s", summary)
+    observability.sweep_finished("expiry", summary)
     return summary
 
 
