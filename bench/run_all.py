@@ -18,6 +18,7 @@ ROOT = HERE.parent
 BENCHES = [
     ("ddb_requests.py", [], 300),
     ("sweep_reads.py", [], 150),
+    ("views.py", [], 150),
     ("import_time.py", [], 240),  # fresh processes answering a webhook: ~1 min idle, more under load
     ("package_size.py", [], 260),
     ("load.py", [], 150),

@@ -70,8 +70,11 @@ SECTIONS = {
     "notifications": ("at", "kind", "cause"),
     "ledger": ("at", "kind", "amount", "cash", "balance_before", "balance_after", "expires_at_before",
                "expires_at_after", "rule", "event_id", "note"),
+    "audit": ("at", "action", "actor", "reason", "note"),
     "items": ("id", "server_id", "kind", "attempts", "error"),
 }
+LISTS = {"server": ("ledger", "notifications", "cluster_actions", "audit"),
+         "account": ("ledger", "notifications", "audit", "servers")}
 
 
 class CliError(Exception):
@@ -170,13 +173,16 @@ def render_view(view: dict) -> list[str]:
     """Key/value lines for the scalar fields, then one sub-table per list of rows."""
     is_rows = {k: k in SECTIONS or (isinstance(v, list) and v and all(isinstance(r, dict) for r in v))
                for k, v in view.items()}
-    scalars = [k for k in view if not is_rows[k]]
+    # a list's `<list>_next` cursor goes in its heading, as the flags that show the older entries
+    cursors = {k[:-len("_next")]: v for k, v in view.items() if k.endswith("_next") and is_rows.get(k[:-len("_next")])}
+    scalars = [k for k in view if not is_rows[k] and k[:-len("_next")] not in cursors]
     width = max((len(k) for k in scalars), default=0)
     lines = [f"{k.ljust(width)}  {cell(view[k])}".rstrip() for k in scalars]
     for key in (k for k in view if is_rows[k]):
         rows = view[key] or []
-        lines += ["", f"{key} ({len(rows)})"] + (["  " + line for line in table(rows, SECTIONS.get(key, ()))]
-                                                 if rows else [])
+        older = f", older: --list {key} --before {cursors[key]}" if cursors.get(key) else ""
+        lines += ["", f"{key} ({len(rows)}{older})"] + (["  " + line for line in table(rows, SECTIONS.get(key, ()))]
+                                                        if rows else [])
     return lines[1:] if lines[:1] == [""] else lines
 
 
@@ -269,9 +275,30 @@ def cmd_dead_letters(args) -> int:
     return show(*ops(args, "GET", "/ops/dead-letters"), view=True, raw=args.json)
 
 
+def _before(cursor: str | None) -> str:
+    return f"?before={cursor}" if cursor else ""
+
+
 def cmd_view(args) -> int:
+    """The view, or with --list one of its lists (100 entries, older ones with --before)."""
     collection = {"server": "servers", "account": "accounts"}[args.command]
+    if args.list:
+        path = f"/ops/{collection}/{args.id}/{args.list}{_before(args.before)}"
+        status, answer = ops(args, "GET", path)
+        if 200 <= status < 300 and isinstance(answer, dict) and not args.json:
+            answer = {args.list: answer.get("items", []), f"{args.list}_next": answer.get("next")}
+        return show(status, answer, view=True, raw=args.json)
+    if args.before:
+        raise CliError("--before needs --list")
     return show(*ops(args, "GET", f"/ops/{collection}/{args.id}"), view=True, raw=args.json)
+
+
+def cmd_audit(args) -> int:
+    """Operator changes about no one server or account (price versions, runs by hand, replays)."""
+    status, answer = ops(args, "GET", f"/ops/audit{_before(args.before)}")
+    if 200 <= status < 300 and isinstance(answer, dict) and not args.json:
+        answer = {"audit": answer.get("items", []), "audit_next": answer.get("next")}
+    return show(status, answer, view=True, raw=args.json)
 
 
 def cmd_plan(args) -> int:
@@ -342,7 +369,12 @@ def parser() -> argparse.ArgumentParser:
     for name in ("server", "account"):
         p = command(name, cmd_view, f"show the {name} view as a table", token=True)
         p.add_argument("id")
+        p.add_argument("--list", choices=LISTS[name], help="show only this list (the latest 100 entries)")
+        p.add_argument("--before", metavar="CURSOR", help="the 100 entries before this cursor (with --list)")
         p.add_argument("--json", action="store_true", help="print the raw JSON")
+    p = command("audit", cmd_audit, "show operator changes about no one server or account", token=True)
+    p.add_argument("--before", metavar="CURSOR", help="the 100 entries before this cursor")
+    p.add_argument("--json", action="store_true", help="print the raw JSON")
     p = command("plan", cmd_plan, "add a price version to a plan", token=True)
     p.add_argument("id")
     p.add_argument("--monthly", type=int, required=True, help="monthly price in fen")

@@ -1,12 +1,11 @@
 """Routes, schedules and the queue handler: each parses, makes one call and answers (CONTRACT §1–§3)."""
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
 
-from chalice import Chalice, Cron, Rate, Response
+from chalice import Chalice, Cron, IAMAuthorizer, Rate, Response
 
 from chalicelib import errors
 
@@ -84,15 +83,37 @@ def openapi_document():
 
 
 # ---- operators' API -------------------------------------------------------------------------------
+# Bearer tokens by default; a stage whose environment sets OPS_AUTH=iam puts every ops route behind API
+# Gateway's IAM authorizer instead (decided at import, which is when `chalice package` reads the routes).
+IAM_AUTH = os.environ.get("OPS_AUTH") == "iam"
+OPS_AUTHORIZER = IAMAuthorizer() if IAM_AUTH else None
+
+
+def ops_route(path: str, **kwargs):
+    return app.route(path, authorizer=OPS_AUTHORIZER, **kwargs)
+
+
 def _operator() -> str:
-    header = (app.current_request.headers.get("authorization") or "")
-    scheme, _, token = header.partition(" ")
+    """The actor of this call (CONTRACT §6), or 401."""
+    from chalicelib.ops import auth
+
+    request = app.current_request
+    if IAM_AUTH:
+        return auth.actor_for_iam(request.context)
     from chalicelib.webhooks.secrets import ops_tokens
 
-    tokens = ops_tokens()
-    if scheme.lower() != "bearer" or not token or not any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
-        raise errors.Unauthorized("a valid Authorization: Bearer <token> is required")
-    return "operator"
+    return auth.actor_for_bearer(request.headers.get("authorization"), ops_tokens())
+
+
+def _before() -> str | None:
+    """The page routes' one query parameter; any other (a typo such as `befor`) is 400 rather than
+    silently the first page."""
+    params = app.current_request.query_params or {}
+    unknown = sorted(set(params) - {"before"})
+    repeated = "before" in params and len(getattr(params, "getlist", lambda k: [k])("before")) > 1
+    if unknown or repeated:
+        raise errors.InvalidPayload("the only query parameter is one `before`", unknown or ["before"])
+    return params.get("before")
 
 
 def _body() -> dict:
@@ -124,7 +145,7 @@ def _parse(model, body: dict):
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]), fields) from None
 
 
-@app.route("/ops/servers/{server_id}", methods=["GET"])
+@ops_route("/ops/servers/{server_id}", methods=["GET"])
 @handled
 def get_server(server_id):
     from chalicelib.ops import views
@@ -134,7 +155,7 @@ def get_server(server_id):
     return views.get_server_view(server_id)
 
 
-@app.route("/ops/accounts/{account_id}", methods=["GET"])
+@ops_route("/ops/accounts/{account_id}", methods=["GET"])
 @handled
 def get_account(account_id):
     from chalicelib.ops import views
@@ -144,7 +165,7 @@ def get_account(account_id):
     return views.get_account_view(account_id)
 
 
-@app.route("/ops/servers/{server_id}/suspend", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/servers/{server_id}/suspend", methods=["POST"], content_types=["*/*"])
 @handled
 def suspend_server(server_id):
     from chalicelib.ops import actions, clock
@@ -154,7 +175,7 @@ def suspend_server(server_id):
     return actions.suspend(server_id, _parse(actions.SuspendBody, body), clock.business_time(body.get("at")), actor)
 
 
-@app.route("/ops/servers/{server_id}/resume", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/servers/{server_id}/resume", methods=["POST"], content_types=["*/*"])
 @handled
 def resume_server(server_id):
     from chalicelib.ops import actions, clock
@@ -164,7 +185,7 @@ def resume_server(server_id):
     return actions.resume(server_id, _parse(actions.ResumeBody, body), clock.business_time(body.get("at")), actor)
 
 
-@app.route("/ops/servers/{server_id}/terminate", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/servers/{server_id}/terminate", methods=["POST"], content_types=["*/*"])
 @handled
 def terminate_server(server_id):
     from chalicelib.ops import actions, clock
@@ -174,7 +195,7 @@ def terminate_server(server_id):
     return actions.terminate(server_id, _parse(actions.TerminateBody, body), clock.business_time(body.get("at")), actor)
 
 
-@app.route("/ops/accounts/{account_id}/violation", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/accounts/{account_id}/violation", methods=["POST"], content_types=["*/*"])
 @handled
 def account_violation(account_id):
     from chalicelib.ops import actions, clock
@@ -184,68 +205,63 @@ def account_violation(account_id):
     return actions.set_violation(account_id, _parse(actions.ViolationBody, body), clock.business_time(body.get("at")), actor)
 
 
-@app.route("/ops/plans/{plan_id}", methods=["PUT"], content_types=["*/*"])
+@ops_route("/ops/plans/{plan_id}", methods=["PUT"], content_types=["*/*"])
 @handled
 def put_plan(plan_id):
     from chalicelib.billing import plans
     from chalicelib.ops import clock
 
-    _operator()
-    plan_id = _path_id(plan_id, "plan")
+    actor, plan_id = _operator(), _path_id(plan_id, "plan")
     body = _body()
-    return plans.put_price_version(plan_id, _parse(plans.PriceVersionBody, body), clock.business_time(body.get("at")))
+    return plans.put_price_version(plan_id, _parse(plans.PriceVersionBody, body), clock.business_time(body.get("at")), actor)
 
 
-@app.route("/ops/sweeps/expiry", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/sweeps/expiry", methods=["POST"], content_types=["*/*"])
 @handled
 def run_expiry_sweep():
-    from chalicelib.lifecycle import sweep
-    from chalicelib.ops import clock
+    from chalicelib.ops import clock, runs
 
     from chalicelib.ops.schemas import SweepBody
 
-    _operator()
-    body = _body()
+    actor, body = _operator(), _body()
     _parse(SweepBody, body)
-    return sweep.run_expiry_sweep(clock.business_time(body.get("now"), "now"))
+    return runs.expiry_sweep(clock.business_time(body.get("now"), "now"), actor)
 
 
-@app.route("/ops/sweeps/metering", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/sweeps/metering", methods=["POST"], content_types=["*/*"])
 @handled
 def run_metering():
-    from chalicelib.billing import metering
-    from chalicelib.ops import clock
+    from chalicelib.ops import clock, runs
 
     from chalicelib.ops.schemas import SweepBody
 
-    _operator()
-    body = _body()
+    actor, body = _operator(), _body()
     _parse(SweepBody, body)
-    return metering.run_metering(clock.business_time(body.get("now"), "now"))
+    return runs.metering(clock.business_time(body.get("now"), "now"), actor)
 
 
-@app.route("/ops/cluster-actions/drain", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/cluster-actions/drain", methods=["POST"], content_types=["*/*"])
 @handled
 def drain_cluster_actions():
-    from chalicelib.clusters import executor
+    from chalicelib.ops import runs
 
-    _operator()
+    actor = _operator()
     _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
-    return executor.drain()
+    return runs.drain_cluster_actions(actor)
 
 
-@app.route("/ops/background/drain", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/background/drain", methods=["POST"], content_types=["*/*"])
 @handled
 def drain_background():
-    """CONTRACT §6: runs queued background work now (here: publishing recorded notifications)."""
-    from chalicelib.notify import outbox
+    """CONTRACT §6: runs queued background work now (shards, announcements, notification retries)."""
+    from chalicelib.ops import runs
 
-    _operator()
+    actor = _operator()
     _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
-    return outbox.retry_recorded()
+    return runs.drain_background(actor)
 
 
-@app.route("/ops/dead-letters", methods=["GET"])
+@ops_route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
     from chalicelib.clusters import executor
@@ -254,15 +270,43 @@ def list_dead_letters():
     return executor.dead_letters()
 
 
-@app.route("/ops/dead-letters/{action_id}/replay", methods=["POST"], content_types=["*/*"])
+@ops_route("/ops/dead-letters/{action_id}/replay", methods=["POST"], content_types=["*/*"])
 @handled
 def replay_dead_letter(action_id):
-    from chalicelib.clusters import executor
+    from chalicelib.ops import runs
+
+    actor, action_id = _operator(), _path_id(action_id, "cluster action")
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
+    return runs.replay_dead_letter(action_id, actor)
+
+
+@ops_route("/ops/audit", methods=["GET"])
+@handled
+def ops_audit():
+    """Changes about no one server or account: price versions, runs by hand, replays (CONTRACT §6)."""
+    from chalicelib.ops import views
 
     _operator()
-    action_id = _path_id(action_id, "cluster action")
-    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
-    return executor.replay(action_id)
+    return views.ops_audit_page(_before())
+
+
+def _list_page_route(collection: str, id_name: str, name: str) -> None:
+    """`GET /ops/<collection>/{id}/<name>?before=<cursor>`: older entries of a view's list (CONTRACT §6 "Volume")."""
+    @ops_route(f"/ops/{collection}/{{{id_name}}}/{name}", methods=["GET"], name=f"{collection}_{name}_page")
+    @handled
+    def page(**ids):
+        from chalicelib.ops import views
+
+        _operator()
+        owner_id = _path_id(ids[id_name], collection[:-1])
+        fetch = views.server_list_page if collection == "servers" else views.account_list_page
+        return fetch(owner_id, name, _before())
+
+
+for _name in ("ledger", "notifications", "cluster_actions", "audit"):
+    _list_page_route("servers", "server_id", _name)
+for _name in ("ledger", "notifications", "audit", "servers"):
+    _list_page_route("accounts", "account_id", _name)
 
 
 # ---- scheduled and queued functions (names fixed by CONTRACT §3) ------------------------------------

@@ -81,12 +81,28 @@ def _id(name: str) -> list[dict]:
     return [{"name": name, "in": "path", "required": True, "schema": _schema_of(Id)}]
 
 
+# The lists of the views that page back (CONTRACT §6 "Volume"), with the shape of one page.
+PAGES = {"ledger": schemas.LedgerPage, "notifications": schemas.NotificationPage,
+         "cluster_actions": schemas.ClusterActionPage, "audit": schemas.AuditPage, "servers": schemas.ServerIdPage}
+SERVER_LISTS = ("ledger", "notifications", "cluster_actions", "audit")
+ACCOUNT_LISTS = ("ledger", "notifications", "audit", "servers")
+BEFORE = {"name": "before", "in": "query", "required": False, "schema": {"type": "string"},
+          "description": "a `<list>_next` or `next` cursor; without it, the latest 100 entries"}
+
+
+def _page(kind: str, name: str) -> dict:
+    operation = _op("get", f"Older entries of the {kind} view's `{name}`, 100 at a time, oldest first",
+                    PAGES[name], errors=("400", "401", "404"))
+    operation["get"]["parameters"] = [BEFORE]
+    return operation
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     models = [e.model for e in (*PAYMENT_EVENTS.values(), *TICKETING_EVENTS.values())] + [
         SuspendBody, ResumeBody, TerminateBody, ViolationBody, PriceVersionBody, schemas.SweepBody,
         schemas.Error, schemas.WebhookAnswer, schemas.ServerView, schemas.AccountView, schemas.TerminateAnswer,
-        schemas.DrainAnswer, schemas.DeadLetters, schemas.SweepAnswer]
+        schemas.DrainAnswer, schemas.DeadLetters, schemas.SweepAnswer, *PAGES.values()]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     components = dict(defs.get("$defs", {}))
     for event_type, entry in {**PAYMENT_EVENTS, **TICKETING_EVENTS}.items():
@@ -109,7 +125,13 @@ def document() -> dict:
                                      schemas.DrainAnswer, errors=("400", "401")),
         "/ops/dead-letters": _op("get", "Cluster actions that used up their attempts", schemas.DeadLetters, errors=("401",)),
         "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("400", "401", "404", "409"))},
+        "/ops/audit": {"get": {**_page("ops", "audit")["get"], "summary": "Operator changes about no one server or account (price versions, runs by hand, replays), 100 at a time",
+                               "responses": {"200": {"description": "ok", **_json(_ref(schemas.AuditPage))}, **_errors("400", "401")}}},
     }
+    for name in SERVER_LISTS:
+        paths[f"/ops/servers/{{server_id}}/{name}"] = {"parameters": server(), **_page("server", name)}
+    for name in ACCOUNT_LISTS:
+        paths[f"/ops/accounts/{{account_id}}/{name}"] = {"parameters": _id("account_id"), **_page("account", name)}
     components["Open"] = {"type": "object", "additionalProperties": True}
     return {
         "openapi": "3.1.0",

@@ -80,6 +80,16 @@ OPERATIONS = [
     "POST /ops/background/drain",
     "GET /ops/dead-letters",
     "POST /ops/dead-letters/{action_id}/replay",
+    # CONTRACT §6: the operators' trail and the pages of the views' lists
+    "GET /ops/audit",
+    "GET /ops/servers/{server_id}/ledger",
+    "GET /ops/servers/{server_id}/notifications",
+    "GET /ops/servers/{server_id}/cluster_actions",
+    "GET /ops/servers/{server_id}/audit",
+    "GET /ops/accounts/{account_id}/ledger",
+    "GET /ops/accounts/{account_id}/notifications",
+    "GET /ops/accounts/{account_id}/audit",
+    "GET /ops/accounts/{account_id}/servers",
 ]
 
 

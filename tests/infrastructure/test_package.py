@@ -43,7 +43,8 @@ def test_functions_schedules_and_queue_are_the_contracts(packaged):
         "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.notification_retry"}
     tables = sorted(r["Properties"]["TableName"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table")
     assert tables == sorted(f"billing-{n}" for n in ("servers", "accounts", "ledger", "events", "orders", "plans",
-                                                    "notifications", "cluster-actions", "filings", "tickets", "runs"))
+                                                    "notifications", "cluster-actions", "filings", "tickets", "runs",
+                                                    "audit"))
     assert resources["ClusterActionsQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 8
 
 

@@ -31,7 +31,10 @@ def test_document_lists_every_contract_route_and_event(document):
         "/ops/servers/{server_id}/suspend", "/ops/servers/{server_id}/resume", "/ops/servers/{server_id}/terminate",
         "/ops/accounts/{account_id}/violation", "/ops/plans/{plan_id}", "/ops/sweeps/expiry", "/ops/sweeps/metering",
         "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay",
-        "/ops/background/drain"}
+        "/ops/background/drain",
+        # CONTRACT §6: the operators' trail and the pages of the views' lists
+        "/ops/audit", *(f"/ops/servers/{{server_id}}/{n}" for n in ("ledger", "notifications", "cluster_actions", "audit")),
+        *(f"/ops/accounts/{{account_id}}/{n}" for n in ("ledger", "notifications", "audit", "servers"))}
     mapping = document["paths"]["/webhooks/payments"]["post"]["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
     assert sorted(mapping) == ["account.topped_up", "order.paid", "order.refunded"]
     order = document["components"]["schemas"]["OrderPaid"]
@@ -60,6 +63,23 @@ def test_real_requests_and_answers_validate_against_the_document(api, document):
     check(document, "DrainAnswer", drained)
     _, letters = api.ops("GET", "/ops/dead-letters")
     check(document, "DeadLetters", letters)
+    view = api.server("s1")
+    assert view["audit"][0]["action"] == "terminate"
+    _, account = api.ops("POST", "/ops/accounts/acc-1/violation", {"flag": False, "note": "checked"})
+    check(document, "AccountView", account)
+    for path, component in (("/ops/audit", "AuditPage"), ("/ops/servers/s1/ledger", "LedgerPage"),
+                            ("/ops/servers/s1/notifications", "NotificationPage"),
+                            ("/ops/servers/s1/cluster_actions", "ClusterActionPage"),
+                            ("/ops/servers/s1/audit", "AuditPage"), ("/ops/accounts/acc-1/servers", "ServerIdPage"),
+                            ("/ops/accounts/acc-1/ledger", "LedgerPage"), ("/ops/accounts/acc-1/audit", "AuditPage"),
+                            ("/ops/accounts/acc-1/notifications", "NotificationPage")):
+        status, answer = api.ops("GET", path)
+        assert status == 200, (path, answer)
+        assert answer["items"] or path == "/ops/accounts/acc-1/notifications", path  # no arrears, no price change
+        check(document, component, answer)
+    status, bad_cursor = api.ops("GET", "/ops/servers/s1/ledger?before=nope")
+    assert status == 400
+    check(document, "Error", bad_cursor)
     with pytest.raises(jsonschema.ValidationError):
         check(document, "event.order.paid", {**event, "data": {**event["data"], "amount": "10000"}})
 

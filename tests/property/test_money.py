@@ -210,6 +210,16 @@ def check_answer(story: Story, route: str, status, body) -> None:
     assert story.problem is None, f"{story.problem}\n{where}"
 
 
+def whole(api, path: str, view: dict, name: str) -> list:
+    """A view's list with all its older pages (CONTRACT §6 "Volume": a view holds the latest 100)."""
+    items, cursor = list(view[name]), view.get(f"{name}_next")
+    while cursor:
+        status, page = api.ops("GET", f"{path}/{name}?before={cursor}")
+        assert status == 200, (status, page)
+        items[:0], cursor = page["items"], page["next"]
+    return items
+
+
 def check_money(story: Story, accounts: list[str], servers: list[str]) -> None:
     """The properties, on the account and server views at the end of a story (the ledger, the
     notifications and the cluster actions keep its history)."""
@@ -221,7 +231,7 @@ def check_money(story: Story, accounts: list[str], servers: list[str]) -> None:
             continue
         assert status == 200, (status, view)
         accounts_seen[account_id] = view
-        ledger = view["ledger"]
+        ledger = whole(story.api, f"/ops/accounts/{account_id}", view, "ledger")
         amounts = [row.get("amount") or 0 for row in ledger]
         assert all(isinstance(a, int) for a in amounts), f"{account_id}: non-integer amounts {amounts}\n{where}"
         assert view["balance"] == sum(amounts), (
@@ -244,11 +254,12 @@ def check_money(story: Story, accounts: list[str], servers: list[str]) -> None:
             continue
         assert status == 200, (status, view)
         assert view["state"] in STATES, f"{server_id}: state {view['state']!r}\n{where}"
-        destroyed = ([n for n in view["notifications"] if n["kind"] == "destroyed"]
-                     + [a for a in view["cluster_actions"] if a["kind"] == "destroy"])
+        path = f"/ops/servers/{server_id}"
+        destroyed = ([n for n in whole(story.api, path, view, "notifications") if n["kind"] == "destroyed"]
+                     + [a for a in whole(story.api, path, view, "cluster_actions") if a["kind"] == "destroy"])
         assert not destroyed or view["state"] == "destroyed", (
             f"R-LIFE-4 {server_id} was destroyed ({destroyed}) and is {view['state']} now\n{where}")
-        for row in view["ledger"]:
+        for row in whole(story.api, path, view, "ledger"):
             if row.get("expires_at_before") and row.get("expires_at_after"):
                 assert parse(row["expires_at_after"]) >= parse(row["expires_at_before"]), (
                     f"R-PAY-3 {server_id}: expires_at moved back: {row}\n{where}")

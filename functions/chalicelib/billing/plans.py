@@ -6,6 +6,7 @@ from typing import Optional
 
 from pydantic import Field
 
+from ..audit import trail
 from ..domain.records import Plan, PriceVersion
 from ..errors import ConcurrentUpdate
 from ..notify import outbox
@@ -24,7 +25,7 @@ class PriceVersionBody(Payload):
     at: Optional[Time] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
 
 
-def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> dict:
+def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime, actor: str) -> dict:
     """A new price version; one with the same effective_from replaces it (a correction). A future
     version is announced to the accounts it affects (R-NOTE-2, E-7); a past one is not."""
     version = PriceVersion(monthly_price=body.monthly_price, hourly_price=body.hourly_price,
@@ -34,6 +35,9 @@ def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> di
         plan.versions = [v for v in plan.versions if v.effective_from != version.effective_from] + [version]
         plan.versions.sort(key=lambda v: v.effective_from)
         s.put_plan(plan)
+        trail.record(s, actor, "price_version", now, [trail.OPS_TARGET], plan_id=plan_id,
+                     monthly_price=version.monthly_price, hourly_price=version.hourly_price,
+                     effective_from=fmt(version.effective_from))
         return plan
 
     plan = unit.run(change, what=f"plan {plan_id}")

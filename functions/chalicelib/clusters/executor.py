@@ -50,11 +50,15 @@ def perform(action: ClusterAction) -> None:
         workloads.start()
 
 
-def _save(row: m.ClusterActionRow, action: ClusterAction) -> None:
+def _set(row: m.ClusterActionRow, action: ClusterAction) -> m.ClusterActionRow:
     row.doc = action.model_dump(mode="json", exclude_none=True)
     row.open_key = "open" if action.status in ("pending", "failed") else None
     row.dead_key = "dead" if action.status == "dead" else None
-    row.save()  # the version attribute refuses a concurrent worker's stale write
+    return row
+
+
+def _save(row: m.ClusterActionRow, action: ClusterAction) -> None:
+    _set(row, action).save()  # the version attribute refuses a concurrent worker's stale write
 
 
 def _attempt(action: ClusterAction, performer: Performer, sleep: Callable[[float], None]) -> str | None:
@@ -124,8 +128,10 @@ def dead_letters() -> dict:
     return {"items": items}
 
 
-def replay(action_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep) -> dict:
-    """Give a dead action a fresh set of attempts and run its server's queue now."""
+def replay(action_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep,
+           also: Callable[[store.Session, ClusterAction], None] | None = None) -> dict:
+    """Give a dead action a fresh set of attempts and run its server's queue now; `also` stages more
+    writes (the operator's audit entry) in the transaction that revives it."""
     store.ensure_configured()
     rows = list(m.ClusterActionRow.by_dead.query("dead", m.ClusterActionRow.action_id == action_id))
     if not rows:
@@ -135,7 +141,11 @@ def replay(action_id: str, performer: Performer = perform, sleep: Callable[[floa
     if action.status != "dead":
         raise Conflict(f"action {action_id!r} is {action.status}, not dead")
     action.status, action.attempts = "pending", 0
-    _save(row, action)
+    s = store.Session()
+    s.put_row(_set(row, action))
+    if also is not None:
+        also(s, action)
+    s.commit()
     result = run_for_server(action.server_id, performer, sleep) if get_settings().cluster_actions_inline else {
         "ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "queued": _wake([action.server_id])}
     final = ClusterAction.model_validate(m.ClusterActionRow.get(action.server_id, action_id, consistent_read=True).doc)

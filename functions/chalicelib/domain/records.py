@@ -163,6 +163,15 @@ class Notification(Record):
     details: dict = Field(default_factory=dict)
 
 
+class AuditEntry(Record):
+    """One operator change (CONTRACT §6): who (`actor`), what (`action`), when, and the body's fields."""
+    target: str
+    at: AwareDatetime
+    action: str
+    actor: str
+    fields: dict = Field(default_factory=dict)
+
+
 class ClusterAction(Record):
     action_id: str
     server_id: str
@@ -175,6 +184,6 @@ class ClusterAction(Record):
 
 
 __all__ = [
-    "Account", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
+    "Account", "AuditEntry", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
     "Order", "PaygSegment", "Period", "Plan", "PlanPrices", "PlanUse", "PriceVersion", "Server", "Settlement",
 ]

@@ -6,6 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from ..audit import trail
 from ..billing import rules as billing_rules
 from ..accounts.money import Work, change_balance, load_account
 from ..errors import Conflict, NotFound
@@ -62,6 +63,7 @@ def suspend(server_id: str, body: SuspendBody, at: datetime, actor: str) -> dict
         server = _load(w, server_id)
         effects.stop(s, server, body.reason, at, w.cause)
         w.save()
+        trail.record(s, actor, "suspend", at, [trail.server_target(server_id)], reason=body.reason, note=body.note)
         return server
     return views.server_view(_run(change))
 
@@ -77,6 +79,7 @@ def resume(server_id: str, body: ResumeBody, at: datetime, actor: str) -> dict:
         for reason in held:
             effects.lift(s, server, reason, at, w.cause)
         w.save()
+        trail.record(s, actor, "resume", at, [trail.server_target(server_id)], note=body.note, lifted=held)
         return server
     return views.server_view(_run(change))
 
@@ -99,6 +102,8 @@ def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> 
         effects.terminate(s, server, account, at, body.reason, w.cause)
         account.agreement_ended = effects.agreement_ended(account)
         w.save()
+        trail.record(s, actor, "terminate", at, [trail.server_target(server_id)], reason=body.reason,
+                     note=body.note, refund=refund)
         return server, refund
     server, refund = _run(change)
     return {"server": views.server_view(server), "refund": refund}
@@ -114,5 +119,6 @@ def set_violation(account_id: str, body: ViolationBody, at: datetime, actor: str
         w.account = account
         account.violation = body.flag
         w.save()
+        trail.record(s, actor, "violation", at, [trail.account_target(account_id)], flag=body.flag, note=body.note)
         return account
     return views.account_view(_run(change))

@@ -65,6 +65,19 @@ class LedgerRowView(Open):
     event_id: Optional[str] = None
 
 
+class AuditEntryView(Open):
+    """An operator change (CONTRACT §6): the body's fields (reason, note, flag, prices, …) follow."""
+    at: str
+    action: str = Field(description="suspend, resume, terminate, violation, price_version, sweep_expiry, "
+                                    "sweep_metering, drain_cluster_actions, replay_dead_letter, …")
+    actor: str = Field(description="the token's name (`operator` for a plain token), or the caller's IAM ARN")
+
+
+Cursor = Optional[str]
+CURSOR = Field(default=None, description="opaque; pass as ?before= to the list's page route for the 100 "
+                                         "entries before these; null when there are none")
+
+
 StopReason = Literal["expired", "arrears", "violation", "security_incident", "terminated"]
 
 
@@ -81,8 +94,13 @@ class ServerView(Open):
     retain_until: Optional[str]
     free_period: Optional[FreePeriodView]
     cluster_actions: list[ClusterActionView]
+    cluster_actions_next: Cursor = CURSOR
     notifications: list[NotificationView]
+    notifications_next: Cursor = CURSOR
     ledger: list[LedgerRowView]
+    ledger_next: Cursor = CURSOR
+    audit: list[AuditEntryView]
+    audit_next: Cursor = CURSOR
 
 
 class AccountView(Open):
@@ -91,9 +109,40 @@ class AccountView(Open):
     in_arrears: bool
     violation: bool
     agreement_ended: bool
+    server_count: int = Field(description="all the account's servers; `servers` holds the latest 100")
     servers: list[str]
+    servers_next: Cursor = CURSOR
     notifications: list[NotificationView]
+    notifications_next: Cursor = CURSOR
     ledger: list[LedgerRowView]
+    ledger_next: Cursor = CURSOR
+    audit: list[AuditEntryView]
+    audit_next: Cursor = CURSOR
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerRowView]
+    next: Cursor
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationView]
+    next: Cursor
+
+
+class ClusterActionPage(BaseModel):
+    items: list[ClusterActionView]
+    next: Cursor
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryView]
+    next: Cursor
+
+
+class ServerIdPage(BaseModel):
+    items: list[str]
+    next: Cursor
 
 
 class TerminateAnswer(BaseModel):

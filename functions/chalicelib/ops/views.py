@@ -1,11 +1,12 @@
 """The operators' views of a server and an account (CONTRACT §2, "The views")."""
 from __future__ import annotations
 
-from ..domain.records import Account, Server
+from ..audit import trail
+from ..domain.records import Account, ClusterAction, Server
 from ..errors import NotFound
 from ..lifecycle import rules as life
 from ..notify.outbox import notification_id, target_of
-from ..store import session as store
+from ..store import pages
 from ..store.session import Session
 from ..timeutil import fmt, parse_stored  # a view shows what is stored, never refuses it
 
@@ -20,24 +21,53 @@ def _ledger_row(doc: dict) -> dict:
     return row
 
 
-def ledger_rows(docs: list[dict]) -> list[dict]:
-    return [_ledger_row(d) for d in sorted(docs, key=lambda d: (parse_stored(d["at"]), d.get("cause", "")))]
-
-
-def notifications(target: str) -> list[dict]:
-    docs = sorted(store.notifications_for(target), key=lambda d: (parse_stored(d["at"]), d["cause"]))
-    return [_notification(d) for d in docs]
-
-
 def _notification(doc: dict) -> dict:
     return {"kind": doc["kind"], "at": fmt(parse_stored(doc["at"])), "cause": doc["cause"], **doc.get("details", {}),
             "status": doc["status"], "notification_id": notification_id(doc["target"], doc["cause"])}
 
 
+def _cluster_action(doc: dict) -> dict:
+    a = ClusterAction.model_validate(doc)
+    return {k: v for k, v in {"id": a.action_id, "kind": a.kind, "status": a.status, "attempts": a.attempts,
+                              "error": a.error}.items() if v is not None}
+
+
+# The lists of each view (CONTRACT §6 "Volume"): where the history lives, whose key names the owner,
+# and how one entry is shown. Each holds the latest PAGE_SIZE entries, older ones page by cursor.
+SERVER_LISTS = {
+    "cluster_actions": (pages.CLUSTER_ACTIONS, lambda server_id: server_id, _cluster_action),
+    "notifications": (pages.NOTIFICATIONS, lambda server_id: target_of(server_id=server_id), _notification),
+    "ledger": (pages.SERVER_LEDGER, lambda server_id: server_id, _ledger_row),
+    "audit": (pages.AUDIT, trail.server_target, trail.view),
+}
+ACCOUNT_LISTS = {
+    "notifications": (pages.NOTIFICATIONS, lambda account_id: target_of(account_id=account_id), _notification),
+    "ledger": (pages.ACCOUNT_LEDGER, lambda account_id: account_id, _ledger_row),
+    "audit": (pages.AUDIT, trail.account_target, trail.view),
+}
+
+
+def _record(row) -> dict:
+    """A row's record; a notification's delivery status lives beside its doc (set without rewriting it)."""
+    status = getattr(row, "status", None)
+    return {**row.doc, "status": status} if status is not None else row.doc
+
+
+def _page(lists: dict, name: str, owner_id: str, before: str | None) -> tuple[list[dict], str | None]:
+    history, owner, show = lists[name]
+    rows, cursor = pages.page(history, owner(owner_id), before)
+    return [show(_record(row)) for row in rows], cursor
+
+
+def _with_lists(view: dict, lists: dict, owner_id: str) -> dict:
+    for name in lists:
+        view[name], view[f"{name}_next"] = _page(lists, name, owner_id, None)
+    return view
+
+
 def server_view(server: Server) -> dict:
     fp = server.free_period
-    actions = store.actions_for(server.server_id)
-    return {
+    return _with_lists({
         "server_id": server.server_id,
         "account_id": server.account_id,
         "state": server.state,
@@ -53,12 +83,7 @@ def server_view(server: Server) -> dict:
         "free_period": None if fp is None else {k: v for k, v in {
             "decision": fp.decision, "days": fp.days, "reason": fp.reason, "due_by": fmt(fp.due_by),
             "granted_at": fmt(fp.granted_at)}.items() if v is not None},
-        "cluster_actions": [{k: v for k, v in {
-            "id": a.action_id, "kind": a.kind, "status": a.status, "attempts": a.attempts,
-            "error": a.error}.items() if v is not None} for a in actions],
-        "notifications": notifications(target_of(server_id=server.server_id)),
-        "ledger": ledger_rows(store.ledger_for_server(server.server_id)),
-    }
+    }, SERVER_LISTS, server.server_id)
 
 
 def get_server_view(server_id: str) -> dict:
@@ -69,16 +94,17 @@ def get_server_view(server_id: str) -> dict:
 
 
 def account_view(account: Account) -> dict:
-    return {
+    servers, servers_next = pages.page_of_list("servers", account.account_id, account.server_ids)
+    return _with_lists({
         "account_id": account.account_id,
         "balance": account.balance,
         "in_arrears": account.in_arrears,
         "violation": account.violation,
         "agreement_ended": account.agreement_ended,
-        "servers": list(account.server_ids),
-        "notifications": notifications(target_of(account_id=account.account_id)),
-        "ledger": ledger_rows(store.ledger_for_account(account.account_id)),
-    }
+        "server_count": len(account.server_ids),
+        "servers": servers,
+        "servers_next": servers_next,
+    }, ACCOUNT_LISTS, account.account_id)
 
 
 def get_account_view(account_id: str) -> dict:
@@ -86,3 +112,29 @@ def get_account_view(account_id: str) -> dict:
     if account is None:
         raise NotFound(f"account {account_id!r} is not known")
     return account_view(account)
+
+
+def server_list_page(server_id: str, name: str, before: str | None) -> dict:
+    """`GET /ops/servers/{id}/<list>?before=`: the page of a server view's list before the cursor."""
+    if Session().server(server_id) is None:
+        raise NotFound(f"server {server_id!r} is not known")
+    items, cursor = _page(SERVER_LISTS, name, server_id, before)
+    return {"items": items, "next": cursor}
+
+
+def account_list_page(account_id: str, name: str, before: str | None) -> dict:
+    """`GET /ops/accounts/{id}/<list>?before=`; `servers` pages the account's server ids the same way."""
+    account = Session().account(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id!r} is not known")
+    if name == "servers":
+        items, cursor = pages.page_of_list("servers", account_id, account.server_ids, before)
+    else:
+        items, cursor = _page(ACCOUNT_LISTS, name, account_id, before)
+    return {"items": items, "next": cursor}
+
+
+def ops_audit_page(before: str | None) -> dict:
+    """`GET /ops/audit?before=`: changes about no one server or account (price versions, runs by hand, replays)."""
+    rows, cursor = pages.page(pages.AUDIT, trail.OPS_TARGET, before)
+    return {"items": [trail.view(row.doc) for row in rows], "next": cursor}

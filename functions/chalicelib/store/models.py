@@ -126,6 +126,13 @@ class PendingNotifications(GlobalSecondaryIndex):
     pending_at = UnicodeAttribute(range_key=True)
 
 
+class NotificationsByTime(GlobalSecondaryIndex):
+    """The causes are not time-ordered; the views page a target's notifications newest first here."""
+    Meta = _index("by_time")
+    target = UnicodeAttribute(hash_key=True)
+    at_key = UnicodeAttribute(range_key=True)
+
+
 class NotificationRow(Model):
     """One row per (target, cause): the key itself makes a notification at most once per cause."""
     Meta = _meta("notifications")
@@ -135,8 +142,10 @@ class NotificationRow(Model):
     pending_shard = UnicodeAttribute(null=True)
     pending_at = UnicodeAttribute(null=True)
     sent_at = UnicodeAttribute(null=True)
+    at_key = UnicodeAttribute(null=True)
     doc = JSONAttribute()
     by_pending = PendingNotifications()
+    by_time = NotificationsByTime()
 
 
 class OpenActions(GlobalSecondaryIndex):
@@ -185,6 +194,14 @@ class TicketRow(Model):
     version = VersionAttribute()
 
 
+class AuditRow(Model):
+    """The operators' audit trail per target (`server#…`, `account#…`, `ops`), keyed by time."""
+    Meta = _meta("audit")
+    target = UnicodeAttribute(hash_key=True)
+    audit_key = UnicodeAttribute(range_key=True)
+    doc = JSONAttribute()
+
+
 class RunRow(Model):
     """Checkpoints and summaries of sweep runs."""
     Meta = _meta("runs")
@@ -195,7 +212,7 @@ class RunRow(Model):
 
 ALL_MODELS: tuple[type[Model], ...] = (
     ServerRow, AccountRow, LedgerRowModel, EventRow, OrderRow, PlanRow,
-    NotificationRow, ClusterActionRow, FilingRow, TicketRow, RunRow,
+    NotificationRow, ClusterActionRow, FilingRow, TicketRow, RunRow, AuditRow,
 )
 
 

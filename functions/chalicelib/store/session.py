@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
@@ -15,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from ..domain.records import (
-    Account, ClusterAction, LedgerRow, Notification, Order, Plan, Server,
+    Account, AuditEntry, ClusterAction, LedgerRow, Notification, Order, Plan, Server,
 )
 from ..errors import ConcurrentUpdate
 from ..settings import get_settings
@@ -269,9 +271,11 @@ class Session:
         self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
 
     def add_notification(self, note: Notification) -> None:
-        # recorded with the change (the outbox); the sparse index keys make it findable until it is sent
+        # recorded with the change (the outbox); the sparse index keys make it findable until it is sent,
+        # and `at_key` pages a target's notifications by time in the views
         model = m.NotificationRow(note.target, note.cause, status="recorded", pending_shard=shard_of(note.target),
-                                  pending_at=store_key(note.at), doc=_doc(note))
+                                  pending_at=store_key(note.at), at_key=f"{store_key(note.at)}#{note.cause}",
+                                  doc=_doc(note))
         self._writes.append(("save", model, m.NotificationRow.cause.does_not_exist()))
         self.notifications.append(note)
 
@@ -279,6 +283,17 @@ class Session:
         model = m.ClusterActionRow(action.server_id, action.action_id, open_key="open", doc=_doc(action))
         self._writes.append(("save", model, None))
         self.actions.append(action)
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        """An operator's change, committed with the change it records (CONTRACT §6)."""
+        # business time first (the trail pages by it), then the wall clock to order entries of one instant
+        key = f"{store_key(entry.at)}#{time.time_ns():020d}#{uuid.uuid4().hex[:8]}"
+        model = m.AuditRow(entry.target, key, doc=_doc(entry))
+        self._writes.append(("save", model, m.AuditRow.audit_key.does_not_exist()))
+
+    def put_row(self, row: m.Model) -> None:
+        """A row read elsewhere and changed in place; its version attribute still guards the write."""
+        self._writes.append(("save", row, None))
 
     def mark_event(self, marker: EventMarker, at: datetime) -> None:
         model = m.EventRow(marker.key, body_hash=marker.body_hash, response=marker.response, at=store_key(at))
@@ -322,30 +337,10 @@ class Session:
 
 
 # ---- plain reads for views and sweeps (no transaction) ------------------------------------
-def ledger_for_account(account_id: str) -> list[dict]:
-    ensure_configured()
-    return [r.doc for r in m.LedgerRowModel.query(account_id, consistent_read=True)]
-
-
-def ledger_for_server(server_id: str) -> list[dict]:
-    ensure_configured()
-    return [r.doc for r in m.LedgerRowModel.by_server.query(server_id)]
-
-
-def notifications_for(target: str) -> list[dict]:
-    ensure_configured()
-    return [{**r.doc, "status": r.status} for r in m.NotificationRow.query(target, consistent_read=True)]
-
-
 def recorded_notifications(shard: str, page_size: int) -> Iterator[m.NotificationRow]:
     """The outbox: notifications not sent yet, from the sparse by_pending index, oldest first."""
     ensure_configured()
     return m.NotificationRow.by_pending.query(shard, page_size=page_size)
-
-
-def actions_for(server_id: str) -> list[ClusterAction]:
-    ensure_configured()
-    return [ClusterAction.model_validate(r.doc) for r in m.ClusterActionRow.query(server_id, consistent_read=True)]
 
 
 def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict | None = None) -> Iterator[m.ServerRow]:

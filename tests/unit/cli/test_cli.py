@@ -268,3 +268,37 @@ def test_a_view_of_rows_only_starts_with_its_table():
         "  a1  s1         stop  5         x",
     ]
     assert cli.render_view({"items": []}) == ["items (0)"]
+
+
+def test_audit_table_and_older_entries_flags_in_the_heading():
+    """CONTRACT §6: the audit list is a table like the others; a list with older entries says how to see them."""
+    view = {"server_id": "s1",
+            "ledger": [{"at": "2026-01-10T10:00:00+08:00", "kind": "renewal", "rule": "R-PAY-3"}], "ledger_next": "Y3Vy",
+            "audit": [{"at": "2026-01-12T09:00:00+08:00", "action": "suspend", "actor": "alice",
+                       "reason": "violation", "note": "phishing"},
+                      {"at": "2026-01-13T09:00:00+08:00", "action": "resume", "actor": "bob", "note": "ok"}],
+            "audit_next": None}
+    assert cli.render_view(view) == [
+        "server_id  s1",
+        "",
+        "ledger (1, older: --list ledger --before Y3Vy)",
+        "  at                         kind     rule",
+        "  2026-01-10T10:00:00+08:00  renewal  R-PAY-3",
+        "",
+        "audit (2)",
+        "  at                         action   actor  reason     note",
+        "  2026-01-12T09:00:00+08:00  suspend  alice  violation  phishing",
+        "  2026-01-13T09:00:00+08:00  resume   bob               ok",
+    ]
+
+
+def test_list_pages_and_the_ops_trail_are_requested_with_their_cursor(sent, capsys):
+    assert cli.main(["server", "s1", "--list", "ledger", "--before", "Y3Vy"]) == 0
+    assert cli.main(["account", "acc-1", "--list", "servers"]) == 0
+    assert cli.main(["audit", "--before", "QQ"]) == 0
+    assert [(c["method"], c["url"]) for c in sent] == [
+        ("GET", "http://127.0.0.1:8000/ops/servers/s1/ledger?before=Y3Vy"),
+        ("GET", "http://127.0.0.1:8000/ops/accounts/acc-1/servers"),
+        ("GET", "http://127.0.0.1:8000/ops/audit?before=QQ")]
+    assert cli.main(["server", "s1", "--before", "Y3Vy"]) == 1
+    assert "--before needs --list" in capsys.readouterr().err

@@ -1,0 +1,46 @@
+"""The operators' audit trail (CONTRACT §6 "Operators are named"): who changed what, when and why,
+staged in the transaction of the change itself so a refused or failed call leaves no entry."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable, TypeVar
+
+from ..domain.records import AuditEntry
+from ..store.session import Session
+from ..timeutil import fmt
+
+T = TypeVar("T")
+
+# Changes that are about no one server or account (price versions, runs by hand, replays) go here.
+OPS_TARGET = "ops"
+
+
+def server_target(server_id: str) -> str:
+    return f"server#{server_id}"
+
+
+def account_target(account_id: str) -> str:
+    return f"account#{account_id}"
+
+
+def record(s: Session, actor: str, action: str, at: datetime, targets: list[str], **fields) -> None:
+    """Stage one entry per target in `s`; fields that are None (an absent note) are left out."""
+    kept = {k: v for k, v in fields.items() if v is not None}
+    for target in targets:
+        s.add_audit(AuditEntry(target=target, at=at, action=action, actor=actor, fields=kept))
+
+
+def run_by_hand(actor: str, action: str, at: datetime, run: Callable[[], T], **fields) -> T:
+    """A sweep or drain an operator started: the run commits server by server, so its entry is written
+    when it has finished (with its summary), and a run that fails records nothing."""
+    result = run()
+    s = Session()
+    record(s, actor, action, at, [OPS_TARGET], **fields, result=result)
+    s.commit()
+    return result
+
+
+def view(doc: dict) -> dict:
+    """An entry as the views show it: `at`, `action`, `actor`, then the body's fields."""
+    entry = AuditEntry.model_validate(doc)
+    return {"at": fmt(entry.at), "action": entry.action, "actor": entry.actor, **entry.fields}

@@ -1,0 +1,43 @@
+"""Scheduled jobs, drains and replays started by an operator's hand, each recorded in the audit trail
+under the `ops` target (CONTRACT §6); the scheduled runs themselves record nothing."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..audit import trail
+from ..timeutil import fmt, now_utc
+
+
+def expiry_sweep(now: datetime, actor: str) -> dict:
+    from ..lifecycle import sweep
+
+    return trail.run_by_hand(actor, "sweep_expiry", now, lambda: sweep.run_expiry_sweep(now), now=fmt(now))
+
+
+def metering(now: datetime, actor: str) -> dict:
+    from ..billing import metering as payg
+
+    return trail.run_by_hand(actor, "sweep_metering", now, lambda: payg.run_metering(now), now=fmt(now))
+
+
+def drain_cluster_actions(actor: str) -> dict:
+    from ..clusters import executor
+
+    return trail.run_by_hand(actor, "drain_cluster_actions", now_utc(), executor.drain)
+
+
+def drain_background(actor: str) -> dict:
+    """CONTRACT §6: queued background work (recorded notifications) run now."""
+    from ..notify import outbox
+
+    return trail.run_by_hand(actor, "drain_background", now_utc(), outbox.retry_recorded)
+
+
+def replay_dead_letter(action_id: str, actor: str) -> dict:
+    """R-CLU-4: the entry commits with the action's revival, on `ops` and on the action's server."""
+    from ..clusters import executor
+
+    def audit(s, action) -> None:
+        trail.record(s, actor, "replay_dead_letter", now_utc(), [trail.OPS_TARGET, trail.server_target(action.server_id)],
+                     action_id=action.action_id, server_id=action.server_id, kind=action.kind)
+    return executor.replay(action_id, also=audit)
