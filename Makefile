@@ -9,8 +9,11 @@ LOCK := requirements.lock
 CHECKOV_VENV := .venv-checkov
 CHECKOV_LOCK := requirements-checkov.lock
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# DynamoDB Local (Amazon's emulator, run by the tests and by `DYNAMODB=local make run`), fetched once
+DDB_LOCAL_JAR := .local/dynamodb-local/DynamoDBLocal.jar
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test setup browser screenshots bench package checkov lock clean
+.PHONY: run test setup browser screenshots bench package checkov lock clean dynamodb-local
 
 # Installs exactly the locked versions (requirements.lock pins every package, direct and transitive);
 # `make lock` regenerates it from requirements-dev.txt (which includes functions/requirements.txt).
@@ -31,10 +34,19 @@ $(CHECKOV_STAMP): $(CHECKOV_LOCK)
 
 checkov: $(CHECKOV_STAMP)
 
-run: $(STAMP)
+$(DDB_LOCAL_JAR): | $(STAMP)
+	$(PY) -m infra.local.dynamodb_local install
+	test -f $@
+
+# the jar once, and a Java runtime (apt-get only when `java` is missing)
+dynamodb-local: $(DDB_LOCAL_JAR)
+	@command -v java >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y default-jre-headless; }
+
+# `DYNAMODB=local make run` keeps the tables in DynamoDB Local (data under .local/dynamodb-data/)
+run: $(STAMP) $(if $(filter local,$(DYNAMODB)),dynamodb-local)
 	$(PY) infra/local/run.py
 
-test: $(STAMP) $(CHECKOV_STAMP) browser
+test: $(STAMP) $(CHECKOV_STAMP) dynamodb-local browser
 	$(PY) -m pytest
 
 # The console's browser tests drive Debian's Chromium through its chromedriver (nothing is downloaded at

@@ -1,13 +1,17 @@
-"""Cold-import time of functions/app.py vs a bare Chalice app importing boto3 and PynamoDB (written to
-a temp dir), each timed with time.perf_counter in fresh subprocesses, 7 runs, median. app.py defers
-its imports into the handlers, so the import a webhook's first request adds is also timed
-("app + webhook path": catalog, delivery, secrets, store session, and the powertools logger and
-metrics the first webhook loads) and its heaviest imports listed.
+"""The first webhook's cold start, end to end: a fresh process imports the app and answers one signed
+`account.topped_up` through the Lambda handler (an API Gateway proxy event), against a moto server on
+loopback; compared with a bare Chalice + boto3 + PynamoDB app (written to a temp dir) that imports the same
+way and saves one item from a proxy event. Timed with time.perf_counter inside each fresh subprocess (from
+before `import app` to the answer), runs interleaved, median; the process's CPU time (user + system,
+resource.getrusage) beside it, which the machine's load disturbs far less than the wall clock. Peak
+memory is VmHWM of /proc/self/status: ru_maxrss would report this (large) parent's size, since Linux
+carries the forking process's peak over an exec. The import alone is timed too, and the heaviest imports of the
+first webhook listed (-X importtime).
 
-Targets: ratio app / bare <= 1.3; `kubernetes` not in sys.modules after importing app (nor after the
-webhook path)."""
+Targets: first webhook / bare <= 1.3; `kubernetes` not in sys.modules after the first webhook."""
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import subprocess
@@ -18,40 +22,96 @@ from pathlib import Path
 import _common as c
 
 RUNS = 7
-BARE_APP = '''from chalice import Chalice
+BARE_APP = '''import json
+import os
+
+from chalice import Chalice
 import boto3
+from pynamodb.attributes import UnicodeAttribute
 from pynamodb.models import Model
 
 app = Chalice(app_name="bare")
 
 
-@app.route("/")
-def index():
-    return {"hello": "world"}
+class Item(Model):
+    class Meta:
+        table_name = "bare-items"
+        region = os.environ["AWS_DEFAULT_REGION"]
+        host = os.environ["AWS_ENDPOINT_URL"]
+    item_id = UnicodeAttribute(hash_key=True)
+    body = UnicodeAttribute()
+
+
+@app.route("/items", methods=["POST"], content_types=["application/json"])
+def save():
+    value = json.loads(app.current_request.raw_body)
+    Item(value["id"], body=json.dumps(value)).save()
+    return {"saved": value["id"]}
 '''
-WEBHOOK_PATH = ("from chalicelib.webhooks import catalog, delivery, secrets; "
-                "from chalicelib.store import session; "
-                "from chalicelib import observability; observability.log()")  # powertools, loaded on first use
-TIMER = ("import sys, time; t = time.perf_counter(); {stmt}; "
-         "print(time.perf_counter() - t, 'kubernetes' in sys.modules)")
+# one proxy event through the handler; prints seconds, peak RSS (KiB) and whether kubernetes was imported
+DRIVER = '''import time; t0 = time.perf_counter()
+import json, resource, sys, uuid, hmac, hashlib
+{prepare}
+import app
+{event}
+answer = app.app(event, Context())
+seconds = time.perf_counter() - t0
+assert answer["statusCode"] == 200, answer
+usage = resource.getrusage(resource.RUSAGE_SELF)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({{"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+                  "hwm_kb": hwm, "kubernetes": "kubernetes" in sys.modules}}))
+'''
+CONTEXT = '''class Context:
+    function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "req"; log_group_name = log_stream_name = "bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    def get_remaining_time_in_millis(self): return 30000
+'''
+PROXY = '''def proxy(path, body, headers):
+    return {{"resource": path, "path": path, "httpMethod": "POST", "headers": headers, "multiValueHeaders": {{}},
+            "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+            "stageVariables": None, "body": body.decode(), "isBase64Encoded": False,
+            "requestContext": {{"resourcePath": path, "httpMethod": "POST", "path": path, "stage": "api",
+                                "requestId": "r", "identity": {{"sourceIp": "127.0.0.1"}}}}}}
+'''
+TOP_UP_EVENT = ('body = json.dumps({{"id": "evt_" + uuid.uuid4().hex, "type": "account.topped_up", '
+                '"created_at": "2026-01-01T00:00:00+08:00", "data": {{"account_id": "acc-cold-" + uuid.uuid4().hex[:8], '
+                '"amount": 500, "topped_up_at": "2026-01-01T00:00:00+08:00"}}}}).encode()\n'
+                't = int(time.time())\n'
+                'sig = hmac.new({secret!r}.encode(), f"{{t}}.".encode() + body, hashlib.sha256).hexdigest()\n'
+                'event = proxy("/webhooks/payments", body, {{"content-type": "application/json", '
+                '"x-signature": f"t={{t}},v1={{sig}}"}})')
+BARE_EVENT = ('event = proxy("/items", json.dumps({"id": uuid.uuid4().hex, "amount": 500}).encode(), '
+              '{"content-type": "application/json"})')
 
 
-def run(cwd: Path, stmt: str, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *flags, "-c", TIMER.format(stmt=stmt)], cwd=cwd, capture_output=True,
-                          text=True, timeout=60, env={**c.BENCH_ENV, "PATH": "/usr/bin:/bin"})
+def driver(event: str) -> str:
+    return DRIVER.format(prepare=CONTEXT + PROXY.format(), event=event)
 
 
-def timed(cwd: Path, stmt: str) -> tuple[float, bool]:
-    out = run(cwd, stmt)
+def run(cwd: Path, code: str, env: dict, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *flags, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**env, "PATH": "/usr/bin:/bin"})
+
+
+def measured(cwd: Path, code: str, env: dict) -> dict:
+    out = run(cwd, code, env)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-1500:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def import_only(cwd: Path, env: dict) -> float:
+    code = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+    out = run(cwd, code, env)
     if out.returncode:
         raise RuntimeError(out.stderr[-800:])
-    seconds, kube = out.stdout.split()
-    return float(seconds), kube == "True"
+    return float(out.stdout.split()[-1])
 
 
-def heaviest(cwd: Path, stmt: str, n: int = 8) -> list[tuple[int, str]]:
+def heaviest(cwd: Path, code: str, env: dict, n: int = 10) -> list[tuple[int, str]]:
     """Root packages by summed self import time (-X importtime), in microseconds."""
-    err = run(cwd, stmt, "-X", "importtime").stderr
+    err = run(cwd, code, env, "-X", "importtime").stderr
     total: dict[str, int] = {}
     for line in err.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
@@ -62,40 +122,66 @@ def heaviest(cwd: Path, stmt: str, n: int = 8) -> list[tuple[int, str]]:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="bare-chalice-") as tmp:
-        bare_dir = Path(tmp)
-        (bare_dir / "app.py").write_text(BARE_APP)
-        cases = {"bare chalice+boto3+pynamodb": (bare_dir, "import app"),
-                 "functions/app.py": (c.FUNCTIONS, "import app"),
-                 "app + webhook path": (c.FUNCTIONS, "import app; " + WEBHOOK_PATH)}
-        timed(bare_dir, "import app")  # compile .pyc once so every measured run is a warm-disk cold import
-        timed(c.FUNCTIONS, "import app; " + WEBHOOK_PATH)
-        samples = {name: [] for name in cases}
-        kube = {name: False for name in cases}
-        for _ in range(RUNS):  # interleaved, so drift in machine load hits every case alike
-            for name, (cwd, stmt) in cases.items():
-                seconds, loaded = timed(cwd, stmt)
-                samples[name].append(seconds)
-                kube[name] |= loaded
-        top = heaviest(c.FUNCTIONS, "import app; " + WEBHOOK_PATH)
-    med = {name: statistics.median(v) * 1000 for name, v in samples.items()}
-    bare = med["bare chalice+boto3+pynamodb"]
+    server, url = c.start_emulator()
+    try:
+        import boto3
+
+        boto3.client("dynamodb", endpoint_url=url).create_table(
+            TableName="bare-items", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "item_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "item_id", "KeyType": "HASH"}])
+        env = {**c.BENCH_ENV, "AWS_ENDPOINT_URL": url}
+        with tempfile.TemporaryDirectory(prefix="bare-chalice-") as tmp:
+            bare_dir = Path(tmp)
+            (bare_dir / "app.py").write_text(BARE_APP)
+            ours = driver(TOP_UP_EVENT.format(secret=c.PAY_SECRET))
+            cases = {"bare app: import + save one item": (bare_dir, driver(BARE_EVENT)),
+                     "functions/app.py: import + first webhook": (c.FUNCTIONS, ours)}
+            for cwd, code in cases.values():  # compile .pyc once so every measured run is a warm-disk cold start
+                measured(cwd, code, env)
+            samples = {name: [] for name in cases}
+            imports = {"bare app: import only": [], "functions/app.py: import only": []}
+            kube = False
+            for _ in range(RUNS):  # interleaved, so drift in machine load hits every case alike
+                for name, (cwd, code) in cases.items():
+                    result = measured(cwd, code, env)
+                    samples[name].append(result)
+                    kube |= result["kubernetes"]
+                imports["bare app: import only"].append(import_only(bare_dir, env))
+                imports["functions/app.py: import only"].append(import_only(c.FUNCTIONS, env))
+            top = heaviest(c.FUNCTIONS, ours, env)
+    finally:
+        server.stop()
+    med = {name: statistics.median(r["seconds"] for r in v) * 1000 for name, v in samples.items()}
+    cpu = {name: statistics.median(r["cpu"] for r in v) * 1000 for name, v in samples.items()}
+    rss = {name: statistics.median(r["hwm_kb"] for r in v) / 1024 for name, v in samples.items()}
+    bare_name, ours_name = list(cases)
+    bare = med[bare_name]
     for name, ms in med.items():
-        spread = f"{min(samples[name]) * 1000:.0f}-{max(samples[name]) * 1000:.0f}"
-        print(f"{name:30} median {ms:7.1f} ms  (min-max {spread} ms, {RUNS} runs)  ratio vs bare {ms / bare:.2f}  "
-              f"kubernetes imported: {kube[name]}")
-    print("heaviest packages imported by app + webhook path (-X importtime, self time summed per package):")
+        seconds = [r["seconds"] * 1000 for r in samples[name]]
+        print(f"{name:42} median {ms:7.1f} ms  (min-max {min(seconds):.0f}-{max(seconds):.0f} ms, {RUNS} runs)  "
+              f"ratio vs bare {ms / bare:.2f}  CPU {cpu[name]:.0f} ms (ratio {cpu[name] / cpu[bare_name]:.2f})  "
+              f"peak memory {rss[name]:.1f} MiB")
+    imp = {name: statistics.median(v) * 1000 for name, v in imports.items()}
+    for name, ms in imp.items():
+        print(f"{name:42} median {ms:7.1f} ms")
+    print(f"kubernetes imported by the first webhook: {kube}")
+    print("heaviest packages imported by the first webhook (-X importtime, self time summed per package):")
     for us, name in top:
         print(f"  {us / 1000:7.1f} ms  {name}")
-    ratio_app, ratio_path = med["functions/app.py"] / bare, med["app + webhook path"] / bare
-    c.summary("import_time", "import app.py vs bare (median)", f"{med['functions/app.py']:.0f} ms vs {bare:.0f} ms "
-              f"= {ratio_app:.2f}", "<= 1.3", ratio_app <= 1.3)
-    c.summary("import_time", "app + webhook path vs bare", f"{med['app + webhook path']:.0f} ms = {ratio_path:.2f}",
-              "<= 1.3", ratio_path <= 1.3)
-    c.summary("import_time", "kubernetes in sys.modules after import", str(kube["functions/app.py"]), "False",
-              not kube["functions/app.py"] and not kube["app + webhook path"])
+    ratio = med[ours_name] / bare
+    cpu_ratio = cpu[ours_name] / cpu[bare_name]
+    # the fastest run of each is the one the machine's load disturbed least
+    best = {name: min(r["seconds"] for r in v) * 1000 for name, v in samples.items()}
+    print(f"fastest runs: {best[ours_name]:.0f} ms vs {best[bare_name]:.0f} ms = {best[ours_name] / best[bare_name]:.2f}")
+    c.summary("import_time", "first webhook cold start vs bare app saving one item (median)",
+              f"{med[ours_name]:.0f} ms vs {bare:.0f} ms = {ratio:.2f} (CPU {cpu[ours_name]:.0f} vs {cpu[bare_name]:.0f} ms "
+              f"= {cpu_ratio:.2f}; fastest runs {best[ours_name] / best[bare_name]:.2f}); peak memory {rss[ours_name]:.0f} vs {rss[bare_name]:.0f} MiB", "<= 1.3", ratio <= 1.3)
+    c.summary("import_time", "import app.py vs bare app (median)",
+              f"{imp['functions/app.py: import only']:.0f} ms vs {imp['bare app: import only']:.0f} ms", "", None)
+    c.summary("import_time", "kubernetes in sys.modules after the first webhook", str(kube), "False", not kube)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    c.finish(main())

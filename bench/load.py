@@ -1,4 +1,4 @@
-"""Bounded load over real HTTP on loopback: infra/local/run.py (moto + `chalice local`, free ports,
+"""Bounded load over real HTTP on loopback: infra/local/run.py (moto + the local API server, free ports,
 LOCAL_SCHEDULES=0, seed plan std-2c4g) takes N signed deliveries (default 300) from 16 threads: new monthly
 orders for distinct servers, ~20 % duplicates (same id and body, half of them sent right behind the
 original so both are in flight) and ~10 % top-ups of one account. A 409 event_in_progress or a 5xx is
@@ -59,7 +59,7 @@ def start_stack():
 
 def stop_stack(proc) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # run.py stops its own children (moto, chalice local)
+        proc.send_signal(signal.SIGTERM)  # run.py stops its own children (moto, the API server)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

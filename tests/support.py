@@ -76,12 +76,16 @@ def dumps(value) -> bytes:
 
 
 @contextmanager
-def local_stack():
-    """The local stack exactly as the README starts it (`make run`), on free ports, schedules off, the
-    local default secrets; stopped with Ctrl-C (SIGINT to its process group) at the end."""
-    api_port, aws_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENT_", "TICKETING_", "OPS_", "AWS_ENDPOINT"))}
+def local_stack(dynamodb: str = "moto"):
+    """The local stack exactly as the README starts it (`make run`, or `DYNAMODB=local make run` with
+    dynamodb="dynamodb-local", its data in memory), on free ports, schedules off, the local default
+    secrets; stopped with Ctrl-C (SIGINT to its process group) at the end."""
+    api_port, aws_port, ddb_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PAYMENT_", "TICKETING_", "OPS_", "AWS_ENDPOINT", "DYNAMODB", "TABLE_PREFIX"))}
     env.update(API_PORT=str(api_port), AWS_EMULATOR_PORT=str(aws_port), LOCAL_SCHEDULES="0")
+    if dynamodb == "dynamodb-local":
+        env.update(DYNAMODB="local", DYNAMODB_DATA="memory", DYNAMODB_LOCAL_PORT=str(ddb_port))
     env.pop("ALLOW_CLOCK_OVERRIDE", None)
     proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -92,15 +96,25 @@ def local_stack():
             break
     else:
         raise RuntimeError("local stack did not start:\n" + "".join(lines))
-    # keep reading its output so `chalice local`, which logs every request, never blocks on a full pipe
+    # keep reading its output so the API server, which logs every request, never blocks on a full pipe
     tail = collections.deque(lines, maxlen=400)
     reader = threading.Thread(target=tail.extend, args=(proc.stdout,), daemon=True)
     reader.start()
     try:
         yield {"api": f"http://127.0.0.1:{api_port}", "aws": f"http://127.0.0.1:{aws_port}", "proc": proc,
-               "api_port": api_port, "aws_port": aws_port, "log": tail}
+               "api_port": api_port, "aws_port": aws_port, "log": tail, "dynamodb": dynamodb,
+               "dynamodb_port": ddb_port if dynamodb == "dynamodb-local" else None}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=30)
         reader.join(timeout=30)
+        ports = [api_port, aws_port] + ([ddb_port] if dynamodb == "dynamodb-local" else [])
+        left = [port for port in ports if _listening(port)]
+        if left:  # Ctrl-C must stop everything the stack started (DynamoDB Local's JVM included)
+            raise RuntimeError(f"local stack stopped, but ports {left} still listen")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

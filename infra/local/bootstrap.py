@@ -26,13 +26,15 @@ def _renamed(name: str, prefix: str) -> str:
     return prefix + name[len("billing-"):] if name.startswith("billing-") else name
 
 
-def create_all(region: str, endpoint: str | None = None, prefix: str = "billing-") -> dict:
+def create_all(region: str, endpoint: str | None = None, prefix: str = "billing-", *,
+               dynamodb_endpoint: str | None = None, table_prefix: str | None = None) -> dict:
+    """Tables go to `dynamodb_endpoint` (DynamoDB Local) when given, named with `table_prefix` when given."""
     session = boto3.session.Session(region_name=region)
-    ddb = session.client("dynamodb", endpoint_url=endpoint)
-    existing = set(ddb.list_tables()["TableNames"])
+    ddb = session.client("dynamodb", endpoint_url=dynamodb_endpoint or endpoint)
+    existing = {name for page in ddb.get_paginator("list_tables").paginate() for name in page["TableNames"]}
     for props in resources("AWS::DynamoDB::Table"):
         params = {k: v for k, v in props.items() if k in TABLE_KEYS}
-        params["TableName"] = _renamed(params["TableName"], prefix)
+        params["TableName"] = _renamed(params["TableName"], table_prefix or prefix)
         if params["TableName"] not in existing:
             ddb.create_table(**params)
     sqs = session.client("sqs", endpoint_url=endpoint)
@@ -57,5 +59,5 @@ def seed_plans(put) -> None:
 if __name__ == "__main__":
     import os
 
-    print(json.dumps(create_all(os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                                os.environ.get("AWS_ENDPOINT_URL")), indent=2))
+    print(json.dumps(create_all(os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), os.environ.get("AWS_ENDPOINT_URL"),
+                                dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")), indent=2))

@@ -1,7 +1,9 @@
 """The local stack: an AWS emulator (moto) on 127.0.0.1:5000, every table/queue/topic created from
-infra/resources.json, the API (`chalice local`) on 127.0.0.1:8000, the seed plans, and the schedules:
-the expiry sweep daily at 00:10 Asia/Shanghai, metering hourly, cluster actions drained every few
-seconds. Ctrl-C (or SIGTERM) stops everything it started."""
+infra/resources.json, the API (Chalice's local gateway, infra/local/api_server.py) on 127.0.0.1:8000,
+the seed plans, and the schedules: the expiry sweep daily at 00:10 Asia/Shanghai, metering hourly,
+cluster actions and background work drained every few seconds. With DYNAMODB=local the tables live in
+DynamoDB Local (127.0.0.1:8001, kept under .local/dynamodb-data/ unless DYNAMODB_DATA=memory) and
+everything else stays on moto. Ctrl-C (or SIGTERM) stops everything it started."""
 from __future__ import annotations
 
 import json
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from infra.local import bootstrap  # noqa: E402
+from infra.local import bootstrap, dynamodb_local  # noqa: E402
 
 LOCAL_DEFAULTS = {
     "PAYMENT_WEBHOOK_SECRETS": "local_payments_secret",
@@ -79,6 +81,9 @@ def schedules(api: str, token: str, stop: threading.Event) -> None:
             drained = call(api, token, "POST", "/ops/cluster-actions/drain")
             if drained.get("ran"):
                 log(f"cluster actions: {drained}")
+            background = call(api, token, "POST", "/ops/background/drain")  # e.g. recorded notifications
+            if background.get("ran"):
+                log(f"background work: {background}")
             now = datetime.now(ZoneInfo("UTC"))
             for path, when in due.items():
                 if now >= when:
@@ -86,6 +91,18 @@ def schedules(api: str, token: str, stop: threading.Event) -> None:
                     due[path] = next_daily(now) if path.endswith("expiry") else next_hour(now)
         except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next tick tries again
             log(f"schedule tick failed: {exc}")
+
+
+def start_dynamodb_local(env: dict, children: list[subprocess.Popen]) -> str:
+    """DynamoDB Local for the tables (DYNAMODB=local); its endpoint, also set for the API."""
+    port = int(env.get("DYNAMODB_LOCAL_PORT", "8001"))
+    data = None if env.get("DYNAMODB_DATA") == "memory" else dynamodb_local.DATA
+    children.append(dynamodb_local.start(port, data))
+    dynamodb_local.wait_ready(port, children[-1])
+    url = f"http://127.0.0.1:{port}"
+    env["AWS_ENDPOINT_URL_DYNAMODB"] = url
+    log(f"DynamoDB Local on {url}, " + ("in memory" if data is None else f"data kept in {data.relative_to(ROOT)}/"))
+    return url
 
 
 def main() -> int:
@@ -116,13 +133,16 @@ def main() -> int:
         children.append(subprocess.Popen([python, "-m", "infra.local.emulator", "-H", "127.0.0.1", "-p", str(aws_port)],
                                          env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for(endpoint + "/moto-api/")
-        created = bootstrap.create_all(env["AWS_DEFAULT_REGION"], endpoint)
-        log(f"AWS emulator on {endpoint}: tables, queues {sorted(created['queues'])}, topics {sorted(created['topics'])}")
-        chalice = str(Path(python).with_name("chalice"))
+        tables_at = endpoint
+        if env.get("DYNAMODB", "moto") == "local":
+            tables_at = start_dynamodb_local(env, children)
+        created = bootstrap.create_all(env["AWS_DEFAULT_REGION"], endpoint, dynamodb_endpoint=tables_at)
+        log(f"AWS emulator on {endpoint}: queues {sorted(created['queues'])}, topics {sorted(created['topics'])}; "
+            f"tables on {tables_at}")
         # the `local` stage: the API runs cluster actions itself (the deployed `dev` API only wakes the
         # `cluster_actions` function through its queue, CLUSTER_ACTIONS_INLINE=0, which nothing consumes here)
-        children.append(subprocess.Popen([chalice, "local", "--stage", "local", "--host", "127.0.0.1",
-                                          "--port", str(api_port), "--no-autoreload"], cwd=ROOT / "functions", env=env))
+        children.append(subprocess.Popen([python, "-m", "infra.local.api_server", "--stage", "local", "--host", "127.0.0.1",
+                                          "--port", str(api_port)], cwd=ROOT, env=env))
         api = f"http://127.0.0.1:{api_port}"
         wait_for(api + "/ops/dead-letters")
         token = env["OPS_API_TOKENS"].split(",")[0].strip()
@@ -130,7 +150,7 @@ def main() -> int:
         log(f"API on {api}; seed plans {sorted(bootstrap.SEED_PLANS)}; ops token {token!r}")
         if env.get("LOCAL_SCHEDULES", "1") != "0":
             threading.Thread(target=schedules, args=(api, token, stop), daemon=True).start()
-            log("schedules on: expiry sweep daily 00:10 Asia/Shanghai, metering hourly, cluster actions every 5 s")
+            log("schedules on: expiry sweep daily 00:10 Asia/Shanghai, metering hourly, cluster actions and background work every 5 s")
         else:
             log("schedules off (LOCAL_SCHEDULES=0)")
         log("ready")

@@ -37,8 +37,10 @@ def test_functions_schedules_and_queue_are_the_contracts(packaged):
     sqs = resources["ClusterActions"]["Properties"]["Events"]["ClusterActionsSqsEventSource"]["Properties"]
     assert sqs["Queue"]["Fn::Sub"].endswith(":billing-cluster-actions")
     assert resources["ClusterActions"]["DependsOn"] == ["ClusterActionsQueue"]
+    # CONTRACT §6: recorded notifications are retried at least every 5 minutes
+    assert resources["NotificationRetry"]["Properties"]["Events"]["NotificationRetryEvent"]["Properties"]["Schedule"] == "rate(5 minutes)"
     assert {r["Properties"]["Handler"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"} == {
-        "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions"}
+        "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.notification_retry"}
     tables = sorted(r["Properties"]["TableName"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table")
     assert tables == sorted(f"billing-{n}" for n in ("servers", "accounts", "ledger", "events", "orders", "plans",
                                                     "notifications", "cluster-actions", "filings", "tickets", "runs",
@@ -61,11 +63,16 @@ def test_package_fits_lambda_limits(packaged):
 # below on purpose; `background_work` and `notification_retry` are checked from their policy files until
 # their functions exist in app.py, and from the packaged template once they do.
 LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
-TABLES_RW = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+# BatchGetItem and ConditionCheckItem: metering reads accounts and servers in batches, and an arrears
+# settlement's follow-up transactions check the account's version (R-PAY-7 over any number of servers)
+TABLES_RW = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+             "dynamodb:ConditionCheckItem", "dynamodb:Query"}
 WAKE = {"sqs:SendMessage", "sqs:GetQueueUrl"}
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 EXPECTED_ACTIONS = {
-    "api_handler": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish", "secretsmanager:GetSecretValue"},
+    # ConditionCheckItem: a webhook checks the copies it decided from (plan version, account violation, filing)
+    "api_handler": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish", "secretsmanager:GetSecretValue",
+                                                        "dynamodb:ConditionCheckItem"},
     "expiry_sweep": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
     "payg_metering": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},

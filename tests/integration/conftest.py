@@ -1,7 +1,11 @@
 """Integration harness: a moto server over real HTTP on loopback, tables created from
-infra/resources.json, and the Chalice app driven through `chalice.test.Client`."""
+infra/resources.json, and the Chalice app driven through `chalice.test.Client`.
+
+With the `backend` fixture (tests/conftest.py) at "dynamodb-local", DynamoDB requests go to Amazon's
+DynamoDB Local instead; SQS, SNS, EKS and Secrets Manager stay on moto either way."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -10,6 +14,8 @@ import pytest
 import requests
 
 from tests import support
+
+_table_prefixes = (f"t{n}-" for n in itertools.count())
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +36,22 @@ def emulator():
 
 
 @pytest.fixture
-def aws(emulator):
-    """A clean emulator for each test, with every table, queue and topic of the template."""
+def aws(emulator, backend, request):
+    """A clean emulator for each test, with every table, queue and topic of the template. On DynamoDB
+    Local each test gets tables of its own (a fresh prefix: faster than emptying), dropped after it."""
     from chalicelib import aws as aws_clients
     from chalicelib.settings import reset_settings
     from chalicelib.store import session
     from infra.local import bootstrap
 
     requests.post(f"{emulator}/moto-api/reset", timeout=10)
+    tables = {}
+    if backend == "dynamodb-local":
+        tables = {"dynamodb_endpoint": request.getfixturevalue("dynamodb_local"), "table_prefix": next(_table_prefixes)}
+        os.environ.update(AWS_ENDPOINT_URL_DYNAMODB=tables["dynamodb_endpoint"], TABLE_PREFIX=tables["table_prefix"])
+    else:
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        os.environ.pop("TABLE_PREFIX", None)
     os.environ.update({
         "PAYMENT_WEBHOOK_SECRETS": f"{support.PAY_SECRET},{support.PAY_SECRET_OLD}",
         "TICKETING_WEBHOOK_SECRETS": support.TICKET_SECRET,
@@ -48,9 +62,24 @@ def aws(emulator):
     reset_settings()
     aws_clients.queue_url.cache_clear()
     aws_clients.topic_arn.cache_clear()
-    created = bootstrap.create_all(os.environ["AWS_DEFAULT_REGION"], emulator)
+    created = bootstrap.create_all(os.environ["AWS_DEFAULT_REGION"], emulator, **tables)
     session.reconfigure()
     yield created
+    if tables:
+        _drop_tables(**tables)
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        os.environ.pop("TABLE_PREFIX", None)
+        reset_settings()
+
+
+def _drop_tables(dynamodb_endpoint: str, table_prefix: str) -> None:
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
+    for page in ddb.get_paginator("list_tables").paginate():
+        for name in page["TableNames"]:
+            if name.startswith(table_prefix):
+                ddb.delete_table(TableName=name)
 
 
 class Api:
@@ -124,3 +153,27 @@ def api(aws):
 
     with Client(chalice_app.app) as client:
         yield Api(client)
+
+
+@pytest.fixture
+def http_api(api):
+    """The app behind the local stack's own HTTP server (infra/local/api_server.py) on a free port, in
+    this process, so concurrent requests go through real sockets and the app's answers."""
+    import threading
+
+    from chalice.config import Config
+
+    import app as chalice_app
+    from infra.local import api_server
+
+    original_class = chalice_app.app.__class__  # make_server swaps it for a thread-local-request subclass
+    server = api_server.make_server("127.0.0.1", support.free_port(), app_object=chalice_app.app, config=Config.create())
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)  # skips the "Serving on" print
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server.server_close()
+        thread.join(timeout=10)
+        chalice_app.app.__class__ = original_class

@@ -250,6 +250,7 @@ def test_unknown_filing_ticket_or_server_is_422(shop):
     assert (status, body["error"]["fields"]) == (400, ["data.is_change"])
 
 
+@pytest.mark.both_backends
 def test_R_FREE_6_twenty_concurrent_acceptances_grant_once(shop):
     from chalicelib.webhooks import catalog, delivery
 

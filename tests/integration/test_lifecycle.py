@@ -84,6 +84,7 @@ def test_sweep_twice_for_the_same_now_changes_nothing_more(priced):
     assert kinds(view, "stopped") == ["stopped"] and len(view["cluster_actions"]) == 1
 
 
+@pytest.mark.both_backends
 def test_sweep_killed_half_way_then_rerun_does_everything_exactly_once(priced):
     """The crash case: the sweep dies before its 3rd server; the rerun finishes; nothing twice."""
     from chalicelib.lifecycle import sweep
@@ -110,6 +111,7 @@ def test_sweep_killed_half_way_then_rerun_does_everything_exactly_once(priced):
         assert [a["kind"] for a in view["cluster_actions"]] == ["stop"]
 
 
+@pytest.mark.both_backends
 def test_sweep_cut_off_by_its_budget_continues_where_it_stopped(priced):
     from chalicelib.lifecycle import sweep
     from chalicelib.timeutil import parse_rfc3339
@@ -258,3 +260,57 @@ def test_R_NOTE_2_future_price_is_announced_to_affected_accounts_past_one_is_not
     priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
     assert [n["kind"] for n in priced.account("acc-n")["notifications"]] == ["price_change"]
     assert priced.plan("std", 10500, 21, "2025-06-01T00:00:00+08:00")["announced_to"] == 0
+
+
+@pytest.mark.both_backends
+def test_R_PAY_3_R_LIFE_1_racing_sweeps_and_renewals_end_the_same_whichever_commits_first(priced):
+    """Two expiry sweeps and a renewal for each of 6 expired servers, all at once. Whichever commits
+    first, each server ends active until 2026-03-02T00:10 (R-PAY-3: counted from the payment, after
+    the expiry 2026-02-01T10:00), with one renewal row, and at most one stop — always followed by its
+    start."""
+    import threading
+
+    from chalicelib.lifecycle import sweep
+    from chalicelib.timeutil import parse_rfc3339
+    from chalicelib.webhooks import catalog, delivery
+    from tests import support
+
+    servers = [f"srv-{i}" for i in range(6)]
+    for server in servers:
+        priced.buy_monthly(server, "2026-01-01T10:00:00+08:00", order_id=f"o-{server}")
+    now = "2026-02-02T00:10:00+08:00"
+    barrier, failures = threading.Barrier(2 + len(servers)), []
+
+    def run_sweep():
+        barrier.wait()
+        try:
+            sweep.run_expiry_sweep(parse_rfc3339(now))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            failures.append(exc)
+
+    def renew(server):
+        body = support.dumps(support.envelope("order.paid", order_paid(
+            f"r-{server}", "acc-1", server, "renewal", now, 10000, months=1), f"evt-r-{server}"))
+        headers = {"content-type": "application/json", "x-signature": support.sign(body, support.PAY_SECRET)}
+        barrier.wait()
+        try:
+            answer = delivery.deliver(source="payments", secrets=(support.PAY_SECRET,),
+                                      types=catalog.PAYMENT_EVENTS, headers=headers, body=body)
+            assert answer["result"] == "processed", answer
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run_sweep) for _ in range(2)]
+    threads += [threading.Thread(target=renew, args=(server,)) for server in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    for server in servers:
+        view = priced.server(server)
+        assert (view["state"], view["expires_at"], view["stop_reason"]) == ("active", "2026-03-02T00:10:00+08:00", None)
+        assert [r["kind"] for r in view["ledger"]] == ["order_paid", "renewal"]
+        assert [a["kind"] for a in view["cluster_actions"]] in ([], ["stop", "start"])
+        assert len(kinds(view, "stopped")) == len(view["cluster_actions"]) // 2
+    assert priced.account("acc-1")["balance"] == 0

@@ -32,6 +32,7 @@ def test_document_lists_every_contract_route_and_event(document):
         "/ops/accounts/{account_id}/violation", "/ops/plans/{plan_id}", "/ops/sweeps/expiry", "/ops/sweeps/metering",
         "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay",
         "/ops/lists/expiring", "/ops/lists/awaiting-destruction", "/ops/lists/arrears", "/ops/lists/grants",
+        "/ops/background/drain",
         # CONTRACT §6: the operators' trail and the pages of the views' lists
         "/ops/audit", *(f"/ops/servers/{{server_id}}/{n}" for n in ("ledger", "notifications", "cluster_actions", "audit")),
         *(f"/ops/accounts/{{account_id}}/{n}" for n in ("ledger", "notifications", "audit", "servers"))}
@@ -58,6 +59,8 @@ def test_real_requests_and_answers_validate_against_the_document(api, document):
     check(document, "ServerView", api.server("s1"))
     check(document, "AccountView", api.account("acc-1"))
     _, drained = api.ops("POST", "/ops/cluster-actions/drain")
+    check(document, "DrainAnswer", drained)
+    _, drained = api.ops("POST", "/ops/background/drain")  # CONTRACT §6
     check(document, "DrainAnswer", drained)
     _, letters = api.ops("GET", "/ops/dead-letters")
     check(document, "DeadLetters", letters)

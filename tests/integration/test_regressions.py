@@ -12,6 +12,7 @@ def priced(api):
     return api
 
 
+@pytest.mark.both_backends
 def test_R_PAY_6_metering_charges_every_payg_server_of_one_account(priced):
     """Ledger row ids once collided for two servers of one account in one metering run."""
     for server, at in (("srv-0", "2026-01-01T01:00:00+08:00"), ("srv-1", "2026-01-01T03:00:00+08:00")):
@@ -50,6 +51,7 @@ def test_a_whitespace_body_on_an_ops_route_is_400(priced):
     assert response.status_code == 400
 
 
+@pytest.mark.both_backends
 def test_a_top_up_without_crossing_zero_reads_and_writes_no_server(priced):
     """R-PAY-7 only moves servers when the balance crosses zero: a top-up stays one small transaction."""
     priced.pay("order.paid", order_paid("o-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 500,

@@ -181,6 +181,7 @@ def test_event_ids_are_per_sender(priced):
     assert status == 200 and answer["result"] == "processed"
 
 
+@pytest.mark.both_backends
 def test_concurrent_deliveries_of_one_event_apply_once(priced):
     """Twelve threads deliver the same event against the emulator over HTTP: one applies."""
     from chalicelib.webhooks import catalog, delivery
@@ -210,6 +211,7 @@ def test_concurrent_deliveries_of_one_event_apply_once(priced):
     assert len(account["ledger"]) == 1
 
 
+@pytest.mark.both_backends
 def test_concurrent_different_events_on_one_account_all_apply(priced):
     from chalicelib.webhooks import catalog, delivery
 
@@ -235,3 +237,33 @@ def test_concurrent_different_events_on_one_account_all_apply(priced):
     account = priced.account("acc-m")
     assert account["balance"] == sum(100 + i for i in range(8))
     assert len(account["ledger"]) == 8
+
+
+@pytest.mark.both_backends
+def test_twenty_concurrent_http_deliveries_of_one_order_apply_it_once(priced, http_api, backend):
+    """CONTRACT §1 idempotency under a real race (on DynamoDB Local the transactions really collide and
+    are cancelled with TransactionConflict): 20 simultaneous deliveries of one new order over HTTP each
+    answer 200 processed/duplicate or 409 event_in_progress; the order is applied exactly once."""
+    import requests
+
+    body = support.dumps(monthly("evt-burst", server="srv-burst"))
+    barrier, answers = threading.Barrier(20), []
+
+    def deliver():
+        headers = {"Content-Type": "application/json", "X-Signature": support.sign(body, support.PAY_SECRET)}
+        barrier.wait()
+        response = requests.post(http_api + "/webhooks/payments", data=body, headers=headers, timeout=120)
+        answers.append((response.status_code, response.json().get("result") or response.json()["error"]["code"]))
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 20
+    assert set(answers) <= {(200, "processed"), (200, "duplicate"), (409, "event_in_progress")}, answers
+    assert answers.count((200, "processed")) == 1
+    view = priced.server("srv-burst")
+    assert (view["state"], view["expires_at"]) == ("active", "2026-02-10T10:00:00+08:00")
+    assert [(r["kind"], r.get("cash")) for r in view["ledger"]] == [("order_paid", 10000)]
+    assert priced.account("acc-1")["balance"] == 0

@@ -11,7 +11,8 @@ State = Literal["active", "stopped", "destroyed"]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+    # built on first use, not at import: a webhook's cold start builds only the records it touches
+    model_config = ConfigDict(extra="ignore", validate_assignment=False, defer_build=True)
 
 
 class PriceVersion(Record):
@@ -23,6 +24,14 @@ class PriceVersion(Record):
 class Plan(Record):
     plan_id: str
     versions: list[PriceVersion] = Field(default_factory=list)
+
+
+class PlanPrices(Record):
+    """A copy of a plan's price versions kept on its server (the renewal price, R-PAY-2, without
+    reading the plan); `stamp` is the plan record's version it was copied at, checked at commit."""
+    plan_id: str
+    versions: list[PriceVersion] = Field(default_factory=list)
+    stamp: int
 
 
 class Period(Record):
@@ -85,6 +94,14 @@ class Server(Record):
     history: list[HistoryEvent] = Field(default_factory=list)
     payg_segments: list[PaygSegment] = Field(default_factory=list)
     free_period: Optional[FreePeriod] = None
+    plan_prices: Optional[PlanPrices] = None
+
+
+class Settlement(Record):
+    """R-PAY-7 at volume: the balance crossed zero at `at` and some payg servers of the account may not
+    match it yet (moved in follow-up transactions; the sparse `by_settle` index lists such accounts)."""
+    at: AwareDatetime
+    cause: str
 
 
 class Account(Record):
@@ -93,6 +110,8 @@ class Account(Record):
     violation: bool = False
     agreement_ended: bool = False
     server_ids: list[str] = Field(default_factory=list)
+    settlement: Optional[Settlement] = None
+    closed_server_ids: list[str] = Field(default_factory=list)  # terminated or destroyed (R-LIFE-5)
 
     @property
     def in_arrears(self) -> bool:
@@ -166,5 +185,5 @@ class ClusterAction(Record):
 
 __all__ = [
     "Account", "AuditEntry", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
-    "Order", "PaygSegment", "Period", "Plan", "PlanUse", "PriceVersion", "Server",
+    "Order", "PaygSegment", "Period", "Plan", "PlanPrices", "PlanUse", "PriceVersion", "Server", "Settlement",
 ]

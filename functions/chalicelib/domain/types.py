@@ -32,7 +32,7 @@ def is_id(value: object) -> bool:
 
 class Payload(BaseModel):
     """Base of every `data` model and ops body: JSON-strict (no "100" for 100), unknown fields ignored."""
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)  # built on first use
 
     def missing_fields(self) -> list[str]:
         """Fields required only in some cases (checked after the types)."""

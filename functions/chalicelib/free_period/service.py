@@ -13,7 +13,7 @@ from ..lifecycle import rules as life
 from ..notify import outbox
 from ..store import models as m
 from ..store.session import Session
-from ..timeutil import fmt, parse_rfc3339
+from ..timeutil import fmt, parse_rfc3339, store_key
 from . import rules
 from .payloads import CompensationAccepted, CompensationRequested, FilingSubmitted
 
@@ -57,6 +57,9 @@ def _filing_event(kind: str, field: str):
             raise UnknownReference(f"filing {p.filing_id!r} is not known")
         doc["events"].append({"kind": kind, "at": getattr(p, field).isoformat(), "event_id": event_id})
         _save_filing(s, doc)
+        if kind == "approved" and not doc.get("is_change"):
+            # kept on the server for R-FREE-2 (3), so a compensation needs no query of the filings
+            s.note_filing_approval(doc["server_id"], doc["filing_id"], rules.approved_at(_events(doc)))
         return filing_summary(doc)
     apply.__doc__ = f"R-FREE-1: records that the filing was {kind}."
     return apply
@@ -68,18 +71,12 @@ filing_approved = _filing_event("approved", "approved_at")
 
 
 # ---- compensation --------------------------------------------------------------------------------
-def _other_first_filing_before(filing: dict, approved: datetime | None) -> bool:
-    """R-FREE-2 (3): another non-change filing of this server approved before this one."""
+def _other_first_filing_before(approvals: dict[str, str], filing: dict, approved: datetime | None) -> bool:
+    """R-FREE-2 (3): another non-change filing of this server approved before this one (`approvals`:
+    the latest approval of each of the server's non-change filings, kept on the server row)."""
     if approved is None:
         return False
-    for row in m.FilingRow.by_server.query(filing["server_id"]):
-        other = row.doc
-        if other["filing_id"] == filing["filing_id"] or other.get("is_change"):
-            continue
-        other_approved = rules.approved_at(_events(other))
-        if other_approved is not None and other_approved < approved:
-            return True
-    return False
+    return any(filing_id != filing["filing_id"] and at < store_key(approved) for filing_id, at in approvals.items())
 
 
 def _service_ended(server: Server, start: datetime | None, approved: datetime | None) -> bool:
@@ -93,7 +90,8 @@ def _service_ended(server: Server, start: datetime | None, approved: datetime | 
     return rules.service_ended_between(history, start, approved)
 
 
-def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, at: datetime) -> dict:
+def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, at: datetime,
+           approvals: dict[str, str]) -> dict:
     """R-FREE-1, R-FREE-2, R-FREE-5: the decision as of `at` (days included when eligible)."""
     events = [e for e in _events(filing) if e.at <= at]
     start, approved = rules.filing_clock_start(events), rules.approved_at(events)
@@ -101,7 +99,7 @@ def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, 
         application_server_id=ticket["server_id"], filing_server_id=filing["server_id"],
         # an approval with no submission before it (times out of order) approves no filing time
         filing_approved=approved is not None and start is not None, filing_is_change=bool(filing.get("is_change")),
-        other_first_filing_approved_before=_other_first_filing_before(filing, approved),
+        other_first_filing_approved_before=_other_first_filing_before(approvals, filing, approved),
         billing_mode=server.billing_mode, region=server.region,
         already_granted=server.free_period is not None and server.free_period.decision == "granted",
         service_ended_during_filing=_service_ended(server, start, approved),
@@ -134,8 +132,46 @@ def _load_for_ticket(s: Session, server_id: str, filing_id: str):
     filing = s.row_doc(m.FilingRow, filing_id)
     if filing is None:
         raise UnknownReference(f"filing {filing_id!r} is not known")
+    return server, filing
+
+
+def _decide(s: Session, server: Server, ticket: dict, filing: dict, at: datetime) -> dict:
+    """R-FREE-2 with the account's violation flag (check 9) unread on a first try: the account is
+    assumed clean, and where the verdict depends on it (all other checks passed) the transaction
+    checks the account's flag; if it is set, the try is cancelled and the next one reads the account."""
+    approvals = s.filing_approvals(server.server_id)
+    if s.attempt == 0:
+        verdict = assess(server, False, ticket, filing, at, approvals)
+        if verdict["decision"] == "granted":
+            s.expect(m.AccountRow, server.account_id, m.AccountRow.violation == False)  # noqa: E712
+        return verdict
     account = s.account(server.account_id)
-    return server, filing, bool(account and account.violation)
+    return assess(server, bool(account and account.violation), ticket, filing, at, approvals)
+
+
+def _seen(s: Session, server_id: str, filing_id: str) -> dict:
+    """The server and filing rows as this request read them, kept on the ticket: the acceptance
+    (whose payload names only the ticket) decides from them, with their versions checked at commit."""
+    server_row, filing_row = s.rows(m.ServerRow, server_id), s.rows(m.FilingRow, filing_id)
+    return {"server": {"doc": server_row.doc, "version": server_row.version,
+                       "first_filing_approvals": sorted(server_row.first_filing_approvals or ())},
+            "filing": {"doc": filing_row.doc, "version": filing_row.version}}
+
+
+def _adopt_seen(s: Session, ticket: dict) -> bool:
+    seen = ticket.get("seen")
+    if not seen or s.attempt:
+        return False
+    server, filing = seen["server"], seen["filing"]
+    s.adopt_row(m.ServerRow, ticket["server_id"], m.ServerRow(
+        ticket["server_id"], account_id=server["doc"]["account_id"], plan_id=server["doc"]["plan_id"],
+        state=server["doc"]["state"], doc=server["doc"], version=server["version"],
+        first_filing_approvals=set(server["first_filing_approvals"]) or None))
+    s.adopt_row(m.FilingRow, ticket["filing_id"], m.FilingRow(
+        ticket["filing_id"], server_id=filing["doc"]["server_id"], doc=filing["doc"], version=filing["version"]))
+    # the server is written with its seen version (a changed server cancels the transaction); the filing is checked
+    s.expect(m.FilingRow, ticket["filing_id"], m.FilingRow.version == filing["version"])
+    return True
 
 
 def compensation_requested(s: Session, event_id: str, p: CompensationRequested) -> dict:
@@ -143,17 +179,18 @@ def compensation_requested(s: Session, event_id: str, p: CompensationRequested) 
     existing = s.row_doc(m.TicketRow, p.ticket_id)
     if existing is not None:
         return {"ticket_id": p.ticket_id, "status": existing["status"], **existing.get("preliminary", {})}
-    server, filing, violation = _load_for_ticket(s, p.server_id, p.filing_id)
+    server, filing = _load_for_ticket(s, p.server_id, p.filing_id)
     ticket = {"ticket_id": p.ticket_id, "filing_id": p.filing_id, "server_id": p.server_id,
               "requested_at": p.requested_at.isoformat(), "status": "requested"}
-    verdict = assess(server, violation, ticket, filing, p.requested_at)
+    verdict = _decide(s, server, ticket, filing, p.requested_at)
     preliminary = {"decision": "eligible" if verdict["decision"] == "granted" else "denied"}
     if verdict["decision"] == "denied":
         preliminary["reason"] = verdict["reason"]
     else:
         preliminary["days"] = _convert(s, verdict["days"], verdict["old_plan"], verdict["new_plan"], verdict["approved_at"])
     ticket["preliminary"] = preliminary
-    s.put_doc(m.TicketRow, p.ticket_id, ticket)
+    s.put_doc(m.TicketRow, p.ticket_id, {**ticket, "account_id": server.account_id,
+                                         "seen": _seen(s, p.server_id, p.filing_id)})
     return {"ticket_id": p.ticket_id, "status": "requested", **preliminary}
 
 
@@ -165,10 +202,12 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
         raise UnknownReference(f"ticket {p.ticket_id!r} is not known")
     if ticket.get("decision"):
         return ticket["decision"]
-    s.prefetch(server_id=ticket["server_id"], filing_id=ticket["filing_id"])  # one read for both
-    server, filing, violation = _load_for_ticket(s, ticket["server_id"], ticket["filing_id"])
+    if not _adopt_seen(s, ticket):
+        s.prefetch(server_id=ticket["server_id"], filing_id=ticket["filing_id"],  # one read for all three
+                   account_id=ticket.get("account_id"))
+    server, filing = _load_for_ticket(s, ticket["server_id"], ticket["filing_id"])
     due = rules.due_by(p.accepted_at)
-    verdict = assess(server, violation, ticket, filing, p.accepted_at)
+    verdict = _decide(s, server, ticket, filing, p.accepted_at)
     if verdict["decision"] == "denied":
         outcome = {"decision": "denied", "reason": verdict["reason"], "due_by": fmt(due)}
         if not (server.free_period and server.free_period.decision == "granted"):
@@ -192,6 +231,7 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
                       details={"days": days, "expires_at": fmt(server.expires_at)})
         outcome = {"decision": "granted", "days": days, "expires_at": fmt(server.expires_at),
                    "due_by": fmt(due), "granted_at": fmt(p.accepted_at)}
+    ticket.pop("seen", None)
     ticket.update(status="decided", engineer_id=p.engineer_id, accepted_at=p.accepted_at.isoformat(),
                   decision=outcome)
     s.put_doc(m.TicketRow, p.ticket_id, ticket)

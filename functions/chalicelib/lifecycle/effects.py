@@ -62,6 +62,10 @@ def lift(s: Session, server: Server, reason: str, at: datetime, cause: str) -> b
 
 def destroy(s: Session, server: Server, at: datetime, cause: str) -> None:
     """R-LIFE-4: data deleted (R-CLU-3), the server never comes back."""
+    if "terminated" not in server.stop_reasons:
+        account = s.account(server.account_id)
+        if account is not None and close(account, server):
+            s.put_account(account)
     server.destroyed_at = at
     rules.refresh(server)
     cluster_queue.request(s, server.server_id, "destroy", at, cause)
@@ -73,12 +77,21 @@ def terminate(s: Session, server: Server, account: Account, at: datetime, termin
               cause: str) -> None:
     """R-LIFE-5: terminated now; the account's agreement ends when all its servers are closed."""
     server.termination_reason = termination_reason
+    close(account, server)
     if termination_reason in ("unsubscribed", "replaced"):
         server.history.append(HistoryEvent(kind=termination_reason, at=at))
     stop(s, server, "terminated", at, cause)
 
 
-def agreement_ended(account: Account, servers: list[Server]) -> bool:
-    """T7.3.2: closing all of an account's servers ends its agreement."""
-    return bool(servers) and all(
-        sv.state == "destroyed" or "terminated" in sv.stop_reasons for sv in servers)
+def close(account: Account, server: Server) -> bool:
+    """Count a terminated or destroyed server on its account, so the agreement check below needs
+    none of the account's other servers; False if it was counted already."""
+    if server.server_id in account.closed_server_ids:
+        return False
+    account.closed_server_ids.append(server.server_id)
+    return True
+
+
+def agreement_ended(account: Account) -> bool:
+    """T7.3.2 (R-LIFE-5): closing all of an account's servers (terminated or destroyed) ends its agreement."""
+    return bool(account.server_ids) and set(account.server_ids) <= set(account.closed_server_ids)

@@ -1,20 +1,28 @@
-"""Notifications (R-NOTE-1): recorded in the same transaction as their cause (the (target, cause) key
-makes them at most once), then published to SNS after the commit."""
+"""Notifications (R-NOTE-1, R-NOTE-2, CONTRACT §6) as a transactional outbox: recorded in the same
+transaction as their cause (the (target, cause) key makes them at most once), published to the topic
+later by background work, which marks each one `sent`."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .. import observability
 from ..domain.records import Notification
 from ..store.session import Session
 
 log = logging.getLogger(__name__)
+PAGE_SIZE = 100
 
 
 def target_of(*, server_id: str | None = None, account_id: str | None = None) -> str:
     return f"server#{server_id}" if server_id else f"account#{account_id}"
+
+
+def notification_id(target: str, cause: str) -> str:
+    """Stable across retries and publishers (derived from the row's key), so a subscriber drops repeats."""
+    return "ntf_" + hashlib.sha256(f"{target}\n{cause}".encode()).hexdigest()[:32]
 
 
 def record(s: Session, *, kind: str, account_id: str, cause: str, at: datetime,
@@ -25,27 +33,62 @@ def record(s: Session, *, kind: str, account_id: str, cause: str, at: datetime,
     ))
 
 
-def publish(notes: list[Notification]) -> None:
-    """Best effort after the commit: the record already guarantees at most once; a failed publish
-    is logged and stays `recorded` (visible in the views) for an operator to resend."""
-    if not notes:
-        return
-    from .. import aws
-    from ..settings import get_settings
+def message(doc: dict) -> tuple[str, dict]:
+    """The message body (the notification with its id, target and cause) and its attributes."""
+    nid = notification_id(doc["target"], doc["cause"])
+    body = {"notification_id": nid, **doc}
+    attributes = {"notification_id": {"DataType": "String", "StringValue": nid},
+                  "kind": {"DataType": "String", "StringValue": doc["kind"]}}
+    return json.dumps(body, sort_keys=True), attributes
+
+
+def _mark_sent(row) -> bool:
+    """Conditional: of two publishers racing on one notification, only one marks it (the other's
+    message is a repeat the subscriber drops by notification_id). Removing the index keys takes it
+    out of the sparse index."""
+    from pynamodb.exceptions import UpdateError
+
     from ..store import models as m
 
     try:
-        arn = aws.topic_arn(get_settings().topic_name)
-        sns = aws.client("sns")
-    except Exception:  # noqa: BLE001 - publishing must never undo a committed change
-        log.exception("notification topic unavailable; %d notifications stay recorded", len(notes))
-        return
-    for note in notes:
-        try:
-            sns.publish(TopicArn=arn, Subject=note.kind, Message=json.dumps(note.model_dump(mode="json")),
-                        MessageAttributes={"kind": {"DataType": "String", "StringValue": note.kind}})
-            m.NotificationRow(note.target, note.cause).update(actions=[m.NotificationRow.status.set("sent")])
-            observability.notification_sent(True)
-        except Exception:  # noqa: BLE001
-            observability.notification_sent(False)
-            log.exception("publishing %s for %s failed", note.kind, note.target)
+        row.update(actions=[m.NotificationRow.status.set("sent"), m.NotificationRow.pending_shard.remove(),
+                            m.NotificationRow.pending_at.remove(),
+                            m.NotificationRow.sent_at.set(datetime.now(timezone.utc).isoformat())],
+                   condition=m.NotificationRow.status == "recorded")
+        return True
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def retry_recorded(page_size: int = PAGE_SIZE) -> dict:
+    """Publish every notification still `recorded` (found through the sparse index, page by page,
+    oldest first in each shard) and mark it `sent`. A failed publish leaves it recorded for the next
+    run; nothing is lost and a sent one is never published again by a later run."""
+    from .. import aws
+    from ..settings import get_settings
+    from ..store import session as store
+
+    summary = {"ran": 0, "succeeded": 0, "failed": 0}
+    store.ensure_configured()
+    sns = arn = None
+    for shard in map(str, range(store.SHARDS)):
+        for row in store.recorded_notifications(shard, page_size):
+            summary["ran"] += 1
+            try:
+                if sns is None:
+                    sns, arn = aws.client("sns"), aws.topic_arn(get_settings().topic_name)
+                body, attributes = message(row.doc)
+                sns.publish(TopicArn=arn, Subject=row.doc["kind"], Message=body, MessageAttributes=attributes)
+            except Exception:  # noqa: BLE001 - stays recorded; the next run tries again
+                log.exception("publishing %s %s failed; it stays recorded", row.target, row.cause)
+                observability.notification_sent(False)
+                summary["failed"] += 1
+                continue
+            if _mark_sent(row):  # a racing publisher's repeat is not counted as sent twice
+                observability.notification_sent(True)
+            summary["succeeded"] += 1
+    if summary["ran"]:
+        log.info("notifications %s", summary)
+    return summary

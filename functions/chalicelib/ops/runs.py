@@ -26,6 +26,13 @@ def drain_cluster_actions(actor: str) -> dict:
     return trail.run_by_hand(actor, "drain_cluster_actions", now_utc(), executor.drain)
 
 
+def drain_background(actor: str) -> dict:
+    """CONTRACT §6: queued background work (recorded notifications) run now."""
+    from ..notify import outbox
+
+    return trail.run_by_hand(actor, "drain_background", now_utc(), outbox.retry_recorded)
+
+
 def replay_dead_letter(action_id: str, actor: str) -> dict:
     """R-CLU-4: the entry commits with the action's revival, on `ops` and on the action's server."""
     from ..clusters import executor

@@ -50,6 +50,8 @@ class NotificationView(Open):
                   "free_period_denied", "arrears", "price_change"]
     at: str
     cause: str
+    status: Literal["recorded", "sent"]  # CONTRACT §6: sent once published to the topic
+    notification_id: str  # the message attribute a subscriber drops repeats by
 
 
 class LedgerRowView(Open):

@@ -5,7 +5,7 @@ from ..audit import trail
 from ..domain.records import Account, ClusterAction, Server
 from ..errors import NotFound
 from ..lifecycle import rules as life
-from ..notify.outbox import target_of
+from ..notify.outbox import notification_id, target_of
 from ..store import pages
 from ..store.session import Session
 from ..timeutil import fmt, parse_stored  # a view shows what is stored, never refuses it
@@ -22,7 +22,8 @@ def _ledger_row(doc: dict) -> dict:
 
 
 def _notification(doc: dict) -> dict:
-    return {"kind": doc["kind"], "at": fmt(parse_stored(doc["at"])), "cause": doc["cause"], **doc.get("details", {})}
+    return {"kind": doc["kind"], "at": fmt(parse_stored(doc["at"])), "cause": doc["cause"], **doc.get("details", {}),
+            "status": doc["status"], "notification_id": notification_id(doc["target"], doc["cause"])}
 
 
 def _cluster_action(doc: dict) -> dict:
@@ -46,10 +47,16 @@ ACCOUNT_LISTS = {
 }
 
 
+def _record(row) -> dict:
+    """A row's record; a notification's delivery status lives beside its doc (set without rewriting it)."""
+    status = getattr(row, "status", None)
+    return {**row.doc, "status": status} if status is not None else row.doc
+
+
 def _page(lists: dict, name: str, owner_id: str, before: str | None) -> tuple[list[dict], str | None]:
     history, owner, show = lists[name]
     rows, cursor = pages.page(history, owner(owner_id), before)
-    return [show(row.doc) for row in rows], cursor
+    return [show(_record(row)) for row in rows], cursor
 
 
 def _with_lists(view: dict, lists: dict, owner_id: str) -> dict:

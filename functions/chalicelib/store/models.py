@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from pynamodb.attributes import (
-    BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute,
+    BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, VersionAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -85,6 +85,9 @@ class ServerRow(Model):
     retain_key = UnicodeAttribute(null=True)
     grant_shard = UnicodeAttribute(null=True)
     grant_key = UnicodeAttribute(null=True)
+    # "filing_id|approved_at" of the server's approved non-change filings (R-FREE-2 (3)), added by
+    # filing.approved without reading the server, so a compensation needs no query of the filings
+    first_filing_approvals = UnicodeSetAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
     by_due = DueIndex()
@@ -95,13 +98,24 @@ class ServerRow(Model):
     by_grant = GrantIndex()
 
 
+class SettleIndex(GlobalSecondaryIndex):
+    """Sparse: only accounts whose arrears settlement (R-PAY-7) is still pending."""
+    Meta = _index("by_settle", KeysOnlyProjection())
+    settle_shard = UnicodeAttribute(hash_key=True)
+    settle_at = UnicodeAttribute(range_key=True)
+
+
 class AccountRow(Model):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
     arrears_shard = UnicodeAttribute(null=True)
     arrears_key = UnicodeAttribute(null=True)
+    settle_shard = UnicodeAttribute(null=True)
+    settle_at = UnicodeAttribute(null=True)
+    violation = BooleanAttribute(null=True)  # copy of doc's flag, for a condition check (R-FREE-2 (9))
     doc = JSONAttribute()
     version = VersionAttribute()
+    by_settle = SettleIndex()
     by_arrears = ArrearsIndex()
 
 
@@ -143,6 +157,13 @@ class PlanRow(Model):
     version = VersionAttribute()
 
 
+class PendingNotifications(GlobalSecondaryIndex):
+    """Sparse: only `recorded` notifications carry the keys, so the publisher reads just those."""
+    Meta = _index("by_pending")
+    pending_shard = UnicodeAttribute(hash_key=True)
+    pending_at = UnicodeAttribute(range_key=True)
+
+
 class NotificationsByTime(GlobalSecondaryIndex):
     """The causes are not time-ordered; the views page a target's notifications newest first here."""
     Meta = _index("by_time")
@@ -156,8 +177,12 @@ class NotificationRow(Model):
     target = UnicodeAttribute(hash_key=True)
     cause = UnicodeAttribute(range_key=True)
     status = UnicodeAttribute()
+    pending_shard = UnicodeAttribute(null=True)
+    pending_at = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
     at_key = UnicodeAttribute(null=True)
     doc = JSONAttribute()
+    by_pending = PendingNotifications()
     by_time = NotificationsByTime()
 
 

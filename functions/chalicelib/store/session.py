@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -27,6 +27,7 @@ from . import models as m
 
 SHARDS = 8
 _configured = False
+_KINDS = {"server": m.ServerRow, "account": m.AccountRow}
 
 
 def ensure_configured() -> None:
@@ -91,7 +92,9 @@ class Session:
         ensure_configured()
         self._rows: dict[tuple[str, str], m.Model] = {}
         self._writes: list[tuple[str, Any, Any]] = []
+        self._saved: dict[tuple[str, str], m.Model] = {}
         self.committed = False
+        self.attempt = 0  # > 0 after a cancelled try: copies kept on rows are not trusted then, the source is read
 
     # ---- reads ----------------------------------------------------------------------------
     def prefetch(self, *, event_key: str | None = None, server_id: str | None = None,
@@ -151,10 +154,54 @@ class Session:
         row = self._get(cls, key)
         return row.doc if row else None
 
+    def rows(self, cls, key):
+        """The stored row as read by this session (None if absent or not read)."""
+        return self._rows.get((cls.__name__, key))
+
+    def row_version(self, cls, key) -> int | None:
+        row = self._rows.get((cls.__name__, key))
+        return row.version if row is not None else None
+
+    def adopt_row(self, cls, key: str, row: m.Model) -> None:
+        """Treat a row known from elsewhere (a copy kept on another row) as read here: a write of it
+        carries the copy's version, so the transaction fails if the row changed since the copy."""
+        self._rows[(cls.__name__, key)] = row
+
+    def filing_approvals(self, server_id: str) -> dict[str, str]:
+        """R-FREE-2 (3): approval time (store key) of each non-change filing of the server, latest per filing."""
+        row = self._rows.get(("ServerRow", server_id))
+        latest: dict[str, str] = {}
+        for entry in (row.first_filing_approvals if row is not None and row.first_filing_approvals else ()):
+            filing_id, _, at = entry.rpartition("|")
+            latest[filing_id] = max(at, latest.get(filing_id, at))
+        return latest
+
     def adopt_server_row(self, row: m.ServerRow) -> Server:
         """Use a row read from an index (sweeps) as if read here; the version condition catches staleness."""
         self._rows[("ServerRow", row.server_id)] = row
         return Server.model_validate(row.doc)
+
+
+    def read_many(self, kind: str, keys: Iterable[str]) -> None:
+        """Load many servers or accounts ("server" / "account") in BatchGetItem calls (100 keys each)
+        instead of one GetItem each; the records are validated when asked for."""
+        cls = _KINDS[kind]
+        wanted = [key for key in dict.fromkeys(keys) if (cls.__name__, key) not in self._rows]
+        for key, row in batch_rows(cls, wanted).items():
+            self._rows[(cls.__name__, key)] = row
+
+    def servers(self, server_ids: Iterable[str]) -> dict[str, Server | None]:
+        server_ids = list(server_ids)
+        self.read_many("server", server_ids)
+        return {sid: self.server(sid) for sid in server_ids}
+
+    def carry(self, other: "Session", kind: str, keys: Iterable[str]) -> None:
+        """Take rows another session read (or committed: then at their new version) as if read here;
+        the version conditions still catch any change made since."""
+        name = _KINDS[kind].__name__
+        for key in keys:
+            if (name, key) in other._rows:
+                self._rows[(name, key)] = other._rows[(name, key)]
 
     # ---- writes ---------------------------------------------------------------------------
     def _versioned(self, cls, key, **attrs):
@@ -162,23 +209,41 @@ class Session:
         row = cls(key, **attrs)
         if previous is not None and previous.version is not None:
             row.version = previous.version
+        self._saved[(cls.__name__, key)] = row
         return row
 
+    def expect_unchanged(self, kind: str, key: str) -> None:
+        """A condition, not a write: the transaction fails if the row moved since it was read here."""
+        cls = _KINDS[kind]
+        previous = self._rows.get((cls.__name__, key))
+        condition = cls.version == previous.version if previous is not None and previous.version is not None \
+            else cls.version.does_not_exist()
+        self._writes.append(("check", (cls, key), condition))
+
     def put_server(self, server: Server, due_at: datetime | None, meter_at: datetime | None) -> None:
+        previous = self._rows.get(("ServerRow", server.server_id))
         row = self._versioned(
             m.ServerRow, server.server_id, account_id=server.account_id, plan_id=server.plan_id,
+            first_filing_approvals=previous.first_filing_approvals if previous is not None else None,
             state=server.state, terminated="terminated" in server.stop_reasons, doc=_doc(server),
             due_shard=shard_of(server.server_id) if due_at else None,
             due_at=store_key(due_at) if due_at else None,
-            meter_shard=shard_of(server.server_id) if meter_at else None,
+            # by account: a metering shard then charges all of an account's due servers in one transaction
+            meter_shard=shard_of(server.account_id) if meter_at else None,
             meter_at=store_key(meter_at) if meter_at else None,
             **lists.server_keys(server),
         )
         self._writes.append(("save", row, None))
 
     def put_account(self, account: Account) -> None:
-        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account),
-                                                     **lists.account_keys(account)), None))
+        # a pending arrears settlement keeps the account in the sparse by_settle index (R-PAY-7 at volume);
+        # `violation` also as an attribute, so a transaction can check it without reading the account
+        pending = account.settlement
+        row = self._versioned(m.AccountRow, account.account_id, doc=_doc(account), violation=account.violation,
+                              settle_shard=shard_of(account.account_id) if pending else None,
+                              settle_at=store_key(pending.at) if pending else None,
+                              **lists.account_keys(account))
+        self._writes.append(("save", row, None))
 
     def put_order(self, order: Order) -> None:
         self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
@@ -189,6 +254,19 @@ class Session:
     def put_doc(self, cls, key: str, doc: dict, **attrs) -> None:
         self._writes.append(("save", self._versioned(cls, key, doc=doc, **attrs), None))
 
+    def expect(self, cls, key: str, condition) -> None:
+        """A condition on a row this change did not read (a copy was used instead): checked in the
+        transaction, which is cancelled (and decided again from the source) if it does not hold."""
+        self._writes.append(("check", (cls, key), condition))
+
+    def note_filing_approval(self, server_id: str, filing_id: str, approved_at: datetime) -> None:
+        """R-FREE-2 (3): add a non-change filing's approval to its server without reading the server;
+        the version bump makes any change based on an older read of the server fail and re-read."""
+        row = m.ServerRow(server_id)
+        row.version = 0  # any value: the update adds 1 to the stored version instead of setting it
+        actions = [m.ServerRow.first_filing_approvals.add({f"{filing_id}|{store_key(approved_at)}"})]
+        self._writes.append(("update", row, (actions, m.ServerRow.server_id.exists())))
+
     def add_ledger(self, row: LedgerRow) -> None:
         self._ledger_seq = getattr(self, "_ledger_seq", 0) + 1
         row_id = ledger_row_id(row.at, row.cause, row.server_id, self._ledger_seq)
@@ -196,8 +274,11 @@ class Session:
         self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
 
     def add_notification(self, note: Notification) -> None:
-        model = m.NotificationRow(note.target, note.cause, status="recorded", doc=_doc(note),
-                                  at_key=f"{store_key(note.at)}#{note.cause}")
+        # recorded with the change (the outbox); the sparse index keys make it findable until it is sent,
+        # and `at_key` pages a target's notifications by time in the views
+        model = m.NotificationRow(note.target, note.cause, status="recorded", pending_shard=shard_of(note.target),
+                                  pending_at=store_key(note.at), at_key=f"{store_key(note.at)}#{note.cause}",
+                                  doc=_doc(note))
         self._writes.append(("save", model, m.NotificationRow.cause.does_not_exist()))
         self.notifications.append(note)
 
@@ -229,6 +310,11 @@ class Session:
     def actions(self) -> list[ClusterAction]:
         return self.__dict__.setdefault("_actions", [])
 
+    @property
+    def follow_ups(self) -> list[Callable[[], None]]:
+        """Work that must run after the commit and before the caller answers (arrears settlement chunks)."""
+        return self.__dict__.setdefault("_follow_ups", [])
+
     def commit(self) -> None:
         """All collected writes in one TransactWriteItems; any failed condition cancels every write."""
         if not self._writes:
@@ -239,15 +325,27 @@ class Session:
         try:
             with TransactWrite(connection=_connection()) as tw:
                 for op, row, condition in self._writes:
-                    tw.save(row, condition=condition)
+                    if op == "save":
+                        tw.save(row, condition=condition)
+                    elif op == "update":
+                        tw.update(row, actions=condition[0], condition=condition[1], add_version_condition=False)
+                    else:
+                        tw.condition_check(row[0], row[1], condition=condition)
         except TransactWriteError as exc:
             if getattr(exc, "cause_response_code", None) in ("TransactionCanceledException", "TransactionConflictException"):
                 raise ConcurrentUpdate(str(exc)) from exc
             raise
+        self._rows.update(self._saved)  # their versions moved on with the commit
         self.committed = True
 
 
 # ---- plain reads for views and sweeps (no transaction) ------------------------------------
+def recorded_notifications(shard: str, page_size: int) -> Iterator[m.NotificationRow]:
+    """The outbox: notifications not sent yet, from the sparse by_pending index, oldest first."""
+    ensure_configured()
+    return m.NotificationRow.by_pending.query(shard, page_size=page_size)
+
+
 def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict | None = None) -> Iterator[m.ServerRow]:
     ensure_configured()
     return m.ServerRow.by_due.query(shard, m.ServerRow.due_at <= store_key(now), limit=limit,
@@ -257,6 +355,25 @@ def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict
 def meter_rows(now: datetime, shard: str) -> Iterator[m.ServerRow]:
     ensure_configured()
     return m.ServerRow.by_meter.query(shard, m.ServerRow.meter_at <= store_key(now))
+
+
+def batch_rows(cls, keys: Iterable[str]) -> dict[str, m.Model | None]:
+    """Consistent BatchGetItem reads (PynamoDB pages them by 100 keys and retries unprocessed ones);
+    a key that is not stored maps to None."""
+    ensure_configured()
+    keys = list(dict.fromkeys(keys))
+    found: dict[str, m.Model | None] = dict.fromkeys(keys)
+    if keys:
+        hash_key = cls._hash_key_attribute().attr_name
+        for row in cls.batch_get(keys, consistent_read=True):
+            found[getattr(row, hash_key)] = row
+    return found
+
+
+def pending_settlements(shard: str) -> list[str]:
+    """Accounts of a shard whose arrears settlement is still pending (the sparse by_settle index)."""
+    ensure_configured()
+    return [row.account_id for row in m.AccountRow.by_settle.query(shard)]
 
 
 def servers_on_plan(plan_id: str) -> Iterable[m.ServerRow]:

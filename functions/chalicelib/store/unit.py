@@ -1,5 +1,6 @@
 """Run a decision in a fresh unit of work until it commits without a concurrent change, then send
-what the commit promised (notifications to SNS, cluster-action wake-ups to SQS)."""
+what the commit promised (cluster-action wake-ups to SQS; notifications are published later from the
+outbox by background work, off the request path)."""
 from __future__ import annotations
 
 from typing import Callable, TypeVar
@@ -13,11 +14,11 @@ T = TypeVar("T")
 
 def after_commit(s: Session) -> None:
     from ..clusters import queue as cluster_queue
-    from ..notify import outbox
 
     observability.notifications_recorded(len(s.notifications))
-    outbox.publish(s.notifications)
     cluster_queue.announce(s.actions)
+    for follow_up in s.follow_ups:  # e.g. the rest of an arrears crossing, before the caller answers
+        follow_up()
 
 
 def run(change: Callable[[Session, int], T], attempts: int = 5, what: str = "the record") -> T:

@@ -2,6 +2,7 @@
 of work whose event marker commits with its effects; duplicates answer the first outcome."""
 from __future__ import annotations
 
+import importlib
 import logging
 import random
 import time
@@ -12,6 +13,7 @@ from .. import observability
 from ..errors import ConcurrentUpdate, EventIdReused, EventInProgress, InvalidPayload
 from pynamodb.exceptions import TransactGetError
 
+from ..accounts import money
 from ..store import unit
 from ..store.session import EventMarker, Session, body_hash
 from . import envelope, signature
@@ -22,10 +24,24 @@ MAX_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class EventType:
-    """One event type: its payload model, the keys to read up front and the service call."""
-    model: type[envelope.Payload]
+    """One event type: its payload model and service call as "module:name" under chalicelib (imported
+    on first use), and the keys to read up front."""
+    model_ref: str
     prefetch: Callable[[object], dict]
-    apply: Callable[[Session, str, object], dict]
+    apply_ref: str
+
+    @property
+    def model(self) -> type[envelope.Payload]:
+        return _resolve(self.model_ref)
+
+    @property
+    def apply(self) -> Callable[[Session, str, object], dict]:
+        return _resolve(self.apply_ref)
+
+
+def _resolve(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f"..{module}", __package__), name)
 
 
 @observability.observe_delivery
@@ -40,19 +56,22 @@ def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType
         raise InvalidPayload(f"unknown event type {env.type!r}; expected one of {sorted(types)}", ["type"])
     payload = envelope.parse_data(event_type.model, env.data)
     marker = EventMarker(key=f"{source}#{env.id}", body_hash=body_hash(raw))
+    keys = event_type.prefetch(payload)
 
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, 0.02 * attempt))  # jitter so racing deliveries spread out
         s = Session()
+        s.attempt = attempt
         try:
-            s.prefetch(event_key=marker.key, **event_type.prefetch(payload))
+            s.prefetch(event_key=marker.key, **keys)
         except TransactGetError:
             continue  # a concurrent transaction holds one of the items
         seen = s.event(marker.key)
         if seen is not None:
             if seen.body_hash != marker.body_hash:
                 raise EventIdReused(f"event id {env.id!r} was delivered before with another body")
+            money.finish_settlement(s, keys.get("account_id"))  # what a cut-off first delivery left
             return {**seen.response, "result": "duplicate"}
         outcome = event_type.apply(s, env.id, payload)
         response = {"event_id": env.id, "result": "processed", "outcome": outcome}

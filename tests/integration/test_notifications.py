@@ -1,0 +1,170 @@
+"""Notifications are delivered, not just recorded (CONTRACT §6, R-NOTE-1, R-NOTE-2): recorded in the
+cause's transaction, published to the `billing-notifications` topic by background work (the drain and
+the scheduled `notification_retry`), marked `sent`; a topic outage loses nothing and sends nothing twice."""
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import pytest
+
+from tests.support import order_paid
+
+TOPIC = "billing-notifications"
+
+
+@pytest.fixture
+def priced(api):
+    api.plan("std", 10000, 20)
+    return api
+
+
+def _client(service):
+    return boto3.client(service, region_name=os.environ["AWS_DEFAULT_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+
+
+def subscribe_queue(name: str = "notification-subscriber") -> str:
+    """An SQS queue subscribed to the topic: what a real subscriber of the notifications sees."""
+    sns, sqs = _client("sns"), _client("sqs")
+    arn = sns.create_topic(Name=TOPIC)["TopicArn"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+    return url
+
+
+def received(url: str) -> list[dict]:
+    """Every message in the queue (SNS envelopes), read until the queue answers empty."""
+    sqs, out = _client("sqs"), []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            return out
+        for message in batch:
+            out.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def drain(api) -> dict:
+    status, body = api.ops("POST", "/ops/background/drain")
+    assert status == 200, body
+    return body
+
+
+def expire(api, server_id: str = "srv-1") -> None:
+    """A monthly server bought 2026-03-03 10:00 for one month, stopped by the sweep of 2026-04-05."""
+    api.buy_monthly(server_id, "2026-03-03T10:00:00+08:00", months=1)
+    assert api.sweep("2026-04-05T00:10:00+08:00")["expire"] == 1
+
+
+def stopped_notes(api, server_id: str = "srv-1") -> list[dict]:
+    return [n for n in api.server(server_id)["notifications"] if n["kind"] == "stopped"]
+
+
+def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_shows_sent(priced):
+    """CONTRACT §6 / R-NOTE-1: the sweep records `stopped` (status recorded, nothing published on the
+    request path); one drain publishes it to the topic with its notification_id attribute and its
+    target and cause in the body, marks it sent; a second drain publishes nothing."""
+    url = subscribe_queue()
+    expire(priced)
+    [note] = stopped_notes(priced)
+    assert note["status"] == "recorded"
+    assert received(url) == []
+    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0}
+    [message] = received(url)
+    assert message["MessageAttributes"]["notification_id"] == {"Type": "String", "Value": note["notification_id"]}
+    body = json.loads(message["Message"])
+    assert (body["notification_id"], body["target"], body["cause"], body["kind"]) == (
+        note["notification_id"], "server#srv-1",
+        "stopped#expired#2026-04-03T02:00:00.000000Z#sweep:expiry:2026-04-04T16:10:00.000000Z", "stopped")
+    assert body["details"] == {"reason": "expired", "retain_until": "2026-04-11T00:00:00+08:00"}
+    assert stopped_notes(priced)[0]["status"] == "sent"
+    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert received(url) == []
+
+
+def test_contract_6_topic_outage_loses_nothing_and_sends_nothing_twice(priced):
+    """CONTRACT §6: with the topic deleted an expiry sweep still answers 200 and `stopped` stays
+    recorded (a drain fails to publish it and keeps it); once the topic exists again (same ARN) one
+    drain publishes it exactly once and it shows sent; a further drain publishes nothing."""
+    sns = _client("sns")
+    arn = sns.create_topic(Name=TOPIC)["TopicArn"]
+    sns.delete_topic(TopicArn=arn)
+    expire(priced)  # the sweep answers 200 (asserted inside)
+    assert stopped_notes(priced)[0]["status"] == "recorded"
+    assert drain(priced) == {"ran": 1, "succeeded": 0, "failed": 1}
+    assert stopped_notes(priced)[0]["status"] == "recorded"
+
+    url = subscribe_queue()
+    assert sns.create_topic(Name=TOPIC)["TopicArn"] == arn
+    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0}
+    messages = received(url)
+    assert len(messages) == 1
+    note = stopped_notes(priced)[0]
+    assert note["status"] == "sent"
+    assert messages[0]["MessageAttributes"]["notification_id"]["Value"] == note["notification_id"]
+    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert received(url) == []
+
+
+def test_R_NOTE_1_R_NOTE_2_account_notifications_carry_status_in_the_account_view(priced):
+    """CONTRACT §6: the account view lists the account's own notifications (arrears R-PAY-7/R-NOTE-1,
+    price_change R-NOTE-2) with their status; the scheduled `notification_retry` sends them."""
+    priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 0,
+                                        billing_mode="payg", plan_id="std", region="cn-north-1"))
+    priced.meter("2026-01-01T01:30:00+08:00")  # two hours at 20 fen: balance -40, arrears
+    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 1
+    notes = priced.account("acc-p")["notifications"]
+    assert [(n["kind"], n["status"]) for n in notes] == [("arrears", "recorded"), ("price_change", "recorded")]
+    url = subscribe_queue()
+    result = priced.client.lambda_.invoke("notification_retry", priced.client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    # the account's two and the server's `stopped` (arrears)
+    assert result.payload == {"ran": 3, "succeeded": 3, "failed": 0}
+    notes = priced.account("acc-p")["notifications"]
+    assert [(n["kind"], n["status"]) for n in notes] == [("arrears", "sent"), ("price_change", "sent")]
+    server_notes = priced.server("srv-p")["notifications"]
+    assert [(n["kind"], n["reason"], n["status"]) for n in server_notes] == [("stopped", "arrears", "sent")]
+    ids = sorted(m["MessageAttributes"]["notification_id"]["Value"] for m in received(url))
+    assert ids == sorted(n["notification_id"] for n in notes + server_notes)
+
+
+def test_contract_6_racing_publishers_mark_a_notification_sent_once(priced):
+    """Two publishers that both read the same recorded notification: the conditional update marks it
+    once; the loser's message is a repeat with the same notification_id (the subscriber drops it)."""
+    from chalicelib.notify import outbox
+    from chalicelib.store import session as store
+
+    expire(priced)
+    rows = [row for shard in map(str, range(store.SHARDS)) for row in store.recorded_notifications(shard, 10)]
+    [row] = [r for r in rows if r.doc["kind"] == "stopped"]
+    shard = row.pending_shard
+    again = next(r for r in store.recorded_notifications(shard, 10) if r.cause == row.cause)
+    assert outbox._mark_sent(row) is True
+    assert outbox._mark_sent(again) is False
+    assert stopped_notes(priced)[0]["status"] == "sent"
+    assert [r.cause for r in store.recorded_notifications(shard, 10)] == []
+
+
+def test_contract_6_the_drain_needs_an_ops_token(priced):
+    status, body = priced.ops("POST", "/ops/background/drain", token="wrong")
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+def test_contract_6_retry_reads_the_outbox_in_pages(priced):
+    """CONTRACT §6 / R-NOTE-1: four notifications of one server (one index shard) read one per page:
+    all published, each once."""
+    from chalicelib.notify import outbox
+
+    url = subscribe_queue()
+    priced.buy_monthly("srv-1", "2026-03-03T10:00:00+08:00", months=1)
+    for now in ("2026-03-28T00:10:00+08:00", "2026-04-05T00:10:00+08:00", "2026-04-10T00:10:00+08:00",
+                "2026-04-11T00:10:00+08:00"):
+        priced.sweep(now)
+    kinds = [n["kind"] for n in priced.server("srv-1")["notifications"]]
+    assert kinds == ["renewal_reminder", "stopped", "destruction_warning", "destroyed"]
+    assert outbox.retry_recorded(page_size=1) == {"ran": 4, "succeeded": 4, "failed": 0}
+    assert sorted(json.loads(m["Message"])["kind"] for m in received(url)) == sorted(kinds)
+    assert {n["status"] for n in priced.server("srv-1")["notifications"]} == {"sent"}
+    assert outbox.retry_recorded(page_size=1) == {"ran": 0, "succeeded": 0, "failed": 0}
