@@ -97,6 +97,13 @@ class Server(Record):
     plan_prices: Optional[PlanPrices] = None
 
 
+class Settlement(Record):
+    """R-PAY-7 at volume: the balance crossed zero at `at` and some payg servers of the account may not
+    match it yet (moved in follow-up transactions; the sparse `by_settle` index lists such accounts)."""
+    at: AwareDatetime
+    cause: str
+
+
 class Account(Record):
     account_id: str
     balance: int = 0
@@ -104,6 +111,7 @@ class Account(Record):
     agreement_ended: bool = False
     server_ids: list[str] = Field(default_factory=list)
     closed_server_ids: list[str] = Field(default_factory=list)  # terminated or destroyed (R-LIFE-5)
+    settlement: Optional[Settlement] = None
 
     @property
     def in_arrears(self) -> bool:
@@ -168,5 +176,5 @@ class ClusterAction(Record):
 
 __all__ = [
     "Account", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
-    "Order", "PaygSegment", "Period", "Plan", "PlanPrices", "PlanUse", "PriceVersion", "Server",
+    "Order", "PaygSegment", "Period", "Plan", "PlanPrices", "PlanUse", "PriceVersion", "Server", "Settlement",
 ]

@@ -163,11 +163,11 @@ def _adopt_seen(s: Session, ticket: dict) -> bool:
     if not seen or s.attempt:
         return False
     server, filing = seen["server"], seen["filing"]
-    s.adopt_row(m.ServerRow, ticket["server_id"], m.ServerRow(
+    s.adopt_copy(m.ServerRow, ticket["server_id"], m.ServerRow(
         ticket["server_id"], account_id=server["doc"]["account_id"], plan_id=server["doc"]["plan_id"],
         state=server["doc"]["state"], doc=server["doc"], version=server["version"],
         first_filing_approvals=set(server["first_filing_approvals"]) or None))
-    s.adopt_row(m.FilingRow, ticket["filing_id"], m.FilingRow(
+    s.adopt_copy(m.FilingRow, ticket["filing_id"], m.FilingRow(
         ticket["filing_id"], server_id=filing["doc"]["server_id"], doc=filing["doc"], version=filing["version"]))
     # the server is written with its seen version (a changed server cancels the transaction); the filing is checked
     s.expect(m.FilingRow, ticket["filing_id"], m.FilingRow.version == filing["version"])

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from ..billing import rules as billing_rules
-from ..billing.payments import Work, change_balance, load_account
+from ..accounts.money import Work, change_balance, load_account
 from ..errors import Conflict, NotFound
 from ..lifecycle import effects
 from ..lifecycle import rules as life

@@ -6,7 +6,7 @@ import os
 from pynamodb.attributes import (
     BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from ..settings import get_settings
@@ -63,12 +63,22 @@ class ServerRow(Model):
     by_plan = PlanIndex()
 
 
+class SettleIndex(GlobalSecondaryIndex):
+    """Sparse: only accounts whose arrears settlement (R-PAY-7) is still pending."""
+    Meta = _index("by_settle", KeysOnlyProjection())
+    settle_shard = UnicodeAttribute(hash_key=True)
+    settle_at = UnicodeAttribute(range_key=True)
+
+
 class AccountRow(Model):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
     violation = BooleanAttribute(null=True)  # copy of doc's flag, for a condition check (R-FREE-2 (9))
+    settle_shard = UnicodeAttribute(null=True)
+    settle_at = UnicodeAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
+    by_settle = SettleIndex()
 
 
 class LedgerByServer(GlobalSecondaryIndex):
