@@ -1,17 +1,22 @@
 """The hourly pay-as-you-go metering (R-PAY-6, R-PAY-7): charges every started, uncharged hour of
-the servers the metering index says are due, one transaction per server."""
+the servers the metering index says are due, one transaction per server, one shard at a time (in
+parallel when the scheduled run fans out)."""
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Callable
 
-from ..errors import ConcurrentUpdate
+from ..background import sharded
+from ..background.sharded import never
 from ..store import session as store
 from ..store import unit
 from ..store.session import Session
-from ..timeutil import fmt, store_key
+from ..timeutil import fmt
 from . import rules
 from .payments import Work, change_balance, load_account
+
+log = logging.getLogger(__name__)
 
 
 def _charge(server_id: str, now: datetime, cause: str, plans: dict) -> int:
@@ -37,16 +42,33 @@ def _charge(server_id: str, now: datetime, cause: str, plans: dict) -> int:
     return unit.run(change, what=f"server {server_id}")
 
 
-def run_metering(now: datetime) -> dict:
-    cause = f"sweep:metering:{store_key(now)}"
-    summary = {"now": fmt(now), "servers": 0, "hours": 0, "errors": 0}
+def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = never, *,
+                       after: dict | None = None) -> dict:
+    """Charge the servers of one shard of the metering index due at or before `now`, from the cursor
+    `after`, until `should_stop`. A charge moves the server's index key past `now`, so a repeated
+    piece charges nothing twice. A server whose charge fails is counted in `errors` and named in
+    `error_ids`; it stays due, so the next run charges it, and this one goes on with the others."""
+    cause = sharded.run_id("metering", now)
+    summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "errors": 0, "error_ids": []}
     plans: dict = {}
-    for shard in map(str, range(store.SHARDS)):
-        for row in store.meter_rows(now, shard):
-            summary["servers"] += 1
-            try:
-                summary["hours"] += _charge(row.server_id, now, cause, plans)
-            except ConcurrentUpdate:
-                summary["errors"] += 1
-    logging.getLogger(__name__).info("metering %s", summary)
+
+    def visit_row(row) -> None:
+        summary["servers"] += 1
+        try:
+            summary["hours"] += _charge(row.server_id, now, cause, plans)
+        except Exception:  # noqa: BLE001 - one failure stays one failure (issue 9)
+            summary["errors"] += 1
+            summary["error_ids"].append(row.server_id)
+            log.exception("metering could not charge %s; the next run tries again", row.server_id)
+
+    done, cursor = sharded.walk(lambda start: store.meter_rows(now, shard, last_key=start), visit_row,
+                                should_stop, after)
+    summary.update(complete=done, next=cursor)
+    return summary
+
+
+def run_metering(now: datetime, should_stop: Callable[[], bool] = never) -> dict:
+    """The whole run in this invocation, shard after shard (`POST /ops/sweeps/metering`)."""
+    summary = sharded.whole_run("metering", now, run_metering_shard, should_stop)
+    log.info("metering %s", summary)
     return summary
