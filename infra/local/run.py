@@ -1,7 +1,7 @@
 """The local stack: an AWS emulator (moto) on 127.0.0.1:5000, every table/queue/topic created from
 infra/resources.json, the API (`chalice local`) on 127.0.0.1:8000, the seed plans, and the schedules:
-the expiry sweep daily at 00:10 Asia/Shanghai, metering hourly, cluster actions drained every few
-seconds. Ctrl-C (or SIGTERM) stops everything it started."""
+the expiry sweep daily at 00:10 Asia/Shanghai, metering hourly, cluster actions and background work
+drained every few seconds. Ctrl-C (or SIGTERM) stops everything it started."""
 from __future__ import annotations
 
 import json
@@ -71,7 +71,7 @@ def next_hour(now: datetime) -> datetime:
 
 
 def schedules(api: str, token: str, stop: threading.Event) -> None:
-    """Fires the two schedules at their wall-clock times and drains the cluster-action queue."""
+    """Fires the two schedules at their wall-clock times and drains the cluster-action and background queues."""
     now = datetime.now(ZoneInfo("UTC"))
     due = {"/ops/sweeps/expiry": next_daily(now), "/ops/sweeps/metering": next_hour(now)}
     while not stop.wait(DRAIN_EVERY_SECONDS):
@@ -79,6 +79,9 @@ def schedules(api: str, token: str, stop: threading.Event) -> None:
             drained = call(api, token, "POST", "/ops/cluster-actions/drain")
             if drained.get("ran"):
                 log(f"cluster actions: {drained}")
+            background = call(api, token, "POST", "/ops/background/drain")  # announcements, queued shards
+            if background.get("ran"):
+                log(f"background work: {background}")
             now = datetime.now(ZoneInfo("UTC"))
             for path, when in due.items():
                 if now >= when:
@@ -128,7 +131,8 @@ def main() -> int:
         log(f"API on {api}; seed plans {sorted(bootstrap.SEED_PLANS)}; ops token {token!r}")
         if env.get("LOCAL_SCHEDULES", "1") != "0":
             threading.Thread(target=schedules, args=(api, token, stop), daemon=True).start()
-            log("schedules on: expiry sweep daily 00:10 Asia/Shanghai, metering hourly, cluster actions every 5 s")
+            log("schedules on: expiry sweep daily 00:10 Asia/Shanghai, metering hourly, "
+                "cluster actions and background work every 5 s")
         else:
             log("schedules off (LOCAL_SCHEDULES=0)")
         log("ready")

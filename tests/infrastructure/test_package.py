@@ -38,7 +38,14 @@ def test_functions_schedules_and_queue_are_the_contracts(packaged):
     assert sqs["Queue"]["Fn::Sub"].endswith(":billing-cluster-actions")
     assert resources["ClusterActions"]["DependsOn"] == ["ClusterActionsQueue"]
     assert {r["Properties"]["Handler"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"} == {
-        "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions"}
+        "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.background_work"}
+    # issue 9: the scheduled runs fan out over the background queue, one invocation per shard at most
+    background = resources["BackgroundWork"]["Properties"]["Events"]["BackgroundWorkSqsEventSource"]["Properties"]
+    assert background["Queue"]["Fn::Sub"].endswith(":billing-background")
+    assert background["ScalingConfig"] == {"MaximumConcurrency": 32}
+    assert resources["BackgroundWork"]["DependsOn"] == ["BackgroundQueue"]
+    assert resources["BackgroundQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    assert resources["BackgroundDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
     tables = sorted(r["Properties"]["TableName"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table")
     assert tables == sorted(f"billing-{n}" for n in ("servers", "accounts", "ledger", "events", "orders", "plans",
                                                     "notifications", "cluster-actions", "filings", "tickets", "runs"))
