@@ -74,6 +74,7 @@ OPERATIONS = [
     "POST /ops/sweeps/expiry",
     "POST /ops/sweeps/metering",
     "POST /ops/cluster-actions/drain",
+    "POST /ops/background/drain",
     "GET /ops/dead-letters",
     "POST /ops/dead-letters/{action_id}/replay",
 ]

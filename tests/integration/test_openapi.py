@@ -30,7 +30,8 @@ def test_document_lists_every_contract_route_and_event(document):
         "/webhooks/payments", "/webhooks/ticketing", "/ops/servers/{server_id}", "/ops/accounts/{account_id}",
         "/ops/servers/{server_id}/suspend", "/ops/servers/{server_id}/resume", "/ops/servers/{server_id}/terminate",
         "/ops/accounts/{account_id}/violation", "/ops/plans/{plan_id}", "/ops/sweeps/expiry", "/ops/sweeps/metering",
-        "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay"}
+        "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay",
+        "/ops/background/drain"}
     mapping = document["paths"]["/webhooks/payments"]["post"]["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
     assert sorted(mapping) == ["account.topped_up", "order.paid", "order.refunded"]
     order = document["components"]["schemas"]["OrderPaid"]
@@ -54,6 +55,8 @@ def test_real_requests_and_answers_validate_against_the_document(api, document):
     check(document, "ServerView", api.server("s1"))
     check(document, "AccountView", api.account("acc-1"))
     _, drained = api.ops("POST", "/ops/cluster-actions/drain")
+    check(document, "DrainAnswer", drained)
+    _, drained = api.ops("POST", "/ops/background/drain")
     check(document, "DrainAnswer", drained)
     _, letters = api.ops("GET", "/ops/dead-letters")
     check(document, "DeadLetters", letters)
