@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Callable
 
 from ..background import sharded
-from ..background.sharded import never
 from ..store import session as store
 from ..store import unit
 from ..store.session import Session
@@ -42,7 +41,7 @@ def _charge(server_id: str, now: datetime, cause: str, plans: dict) -> int:
     return unit.run(change, what=f"server {server_id}")
 
 
-def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = never, *,
+def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = sharded.never, *,
                        after: dict | None = None) -> dict:
     """Charge the servers of one shard of the metering index due at or before `now`, from the cursor
     `after`, until `should_stop`. A charge moves the server's index key past `now`, so a repeated
@@ -67,7 +66,7 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
     return summary
 
 
-def run_metering(now: datetime, should_stop: Callable[[], bool] = never) -> dict:
+def run_metering(now: datetime, should_stop: Callable[[], bool] = sharded.never) -> dict:
     """The whole run in this invocation, shard after shard (`POST /ops/sweeps/metering`)."""
     summary = sharded.whole_run("metering", now, run_metering_shard, should_stop)
     log.info("metering %s", summary)

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Callable
 
 from ..background import sharded
-from ..background.sharded import never
 from ..notify import outbox
 from ..store import models as m
 from ..store import session as store
@@ -57,7 +56,7 @@ def _process(row: m.ServerRow, now: datetime, cause: str) -> list[str]:
     return unit.run(change, attempts=3, what=f"server {row.server_id}")
 
 
-def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = never, *,
+def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = sharded.never, *,
                      after: dict | None = None, before_item: Callable[[str], None] | None = None) -> dict:
     """Visit the servers of one shard due at or before `now`, from the cursor `after`, until
     `should_stop`. Each visit commits on its own and moves the server's due date past `now`, so the
@@ -87,7 +86,7 @@ def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] 
 
 
 def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
-                     should_stop: Callable[[], bool] = never,
+                     should_stop: Callable[[], bool] = sharded.never,
                      before_item: Callable[[str], None] | None = None) -> dict:
     """The whole run in this invocation, shard after shard (`POST /ops/sweeps/expiry`); a run cut off
     by `max_items` or `should_stop` (or a crash) is completed by running again with the same `now`."""
