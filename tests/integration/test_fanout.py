@@ -151,6 +151,27 @@ def test_a_repeated_metering_shard_charges_each_hour_once(priced):
     assert [r["hours"] for r in account["ledger"] if r["kind"] == "payg_hours"] == [4]
 
 
+def test_the_same_metering_shard_run_twice_at_once_charges_each_hour_once(priced):
+    """R-PAY-6, R-LIFE-7: SQS may hand one message to two invocations at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib import background
+    from chalicelib.store.session import shard_of
+
+    for i in range(3):  # one account: its servers share the shard, and every charge moves its balance
+        priced.pay("order.paid", order_paid(f"ord-{i}", "acc-c", f"srv-{i}", "new", "2026-01-01T00:00:00+08:00",
+                                            1000 if i == 0 else 0, billing_mode="payg", plan_id="std",
+                                            region="cn-north-1"))
+    message = background.task("metering_shard", now="2026-01-01T01:30:00+08:00", shard=shard_of("acc-c"))
+    with ThreadPoolExecutor(2) as pool:
+        pieces = list(pool.map(lambda _: background.run(message), range(2)))
+    assert sum(p["hours"] for p in pieces) == 3 * 2 and sum(p["errors"] for p in pieces) == 0
+    account = priced.account("acc-c")
+    assert account["balance"] == 1000 - 3 * 2 * 20
+    assert sum(r.get("amount") or 0 for r in account["ledger"]) == account["balance"]
+    assert sorted(r["server_id"] for r in account["ledger"] if r["kind"] == "payg_hours") == ["srv-0", "srv-1", "srv-2"]
+
+
 def test_drain_runs_every_queued_shard_of_a_scheduled_run(priced):
     """CONTRACT §6: POST /ops/background/drain runs the shards `payg_metering` queued (R-PAY-6)."""
     from chalicelib.store import runs
