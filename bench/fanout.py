@@ -120,26 +120,42 @@ def run_workers(count: int, mode: str, kind: str, now: str) -> tuple[float, floa
 
 
 # ---- the parent: emulator, seeding, the four runs --------------------------------------------------------
-def start_emulator():
-    """The project's emulator (moto with DynamoDB serialised) in its own process, so that it does not
-    share a GIL with anything measured; the template's tables and queues."""
-    c.set_env()
-    port = c.free_port()
-    url = f"http://{c.LOOPBACK}:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "infra.local.emulator", "-H", c.LOOPBACK, "-p", str(port)],
-                            cwd=c.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _wait_until_up(url: str, proc: subprocess.Popen, what: str) -> None:
+    import urllib.error
     import urllib.request
 
     deadline = time.monotonic() + 60
     while True:
         try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=2)
-            break
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the emulator did not start")
+                raise RuntimeError(f"{what} did not start")
             time.sleep(0.2)
+
+
+def start_emulators(dynamodb_local: Path | None) -> list[subprocess.Popen]:
+    """The project's emulator (moto with DynamoDB serialised) in its own process, so that it does not
+    share a GIL with anything measured; with `dynamodb_local` (the folder holding DynamoDBLocal.jar),
+    Amazon's DynamoDB Local serves DynamoDB instead (no global lock). The template's tables and queues."""
+    c.set_env()
+    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    port = c.free_port()
+    url = f"http://{c.LOOPBACK}:{port}"
+    procs = [subprocess.Popen([sys.executable, "-m", "infra.local.emulator", "-H", c.LOOPBACK, "-p", str(port)],
+                              cwd=c.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    _wait_until_up(url + "/moto-api/", procs[0], "moto")
     os.environ["AWS_ENDPOINT_URL"] = url
+    if dynamodb_local:
+        ddb_port = c.free_port()
+        procs.append(subprocess.Popen(["java", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",
+                                       "-inMemory", "-sharedDb", "-port", str(ddb_port)], cwd=dynamodb_local,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://{c.LOOPBACK}:{ddb_port}"
+        _wait_until_up(os.environ["AWS_ENDPOINT_URL_DYNAMODB"], procs[1], "DynamoDB Local")
     from chalicelib import aws as aws_clients
     from chalicelib.settings import reset_settings
     from chalicelib.store import session
@@ -147,9 +163,9 @@ def start_emulator():
 
     reset_settings()
     aws_clients.reset_clients()
-    bootstrap.create_all(os.environ["AWS_DEFAULT_REGION"], url)
+    bootstrap.create_all(os.environ["AWS_DEFAULT_REGION"])  # each service at its AWS_ENDPOINT_URL[_<SERVICE>]
     session.reconfigure()
-    return proc
+    return procs
 
 
 def seed_payg(tag: str, servers: int) -> None:
@@ -206,11 +222,15 @@ def main() -> int:
     parser.add_argument("--worker", choices=["sequential", "queue"])
     parser.add_argument("--kind", choices=["metering", "expiry"])
     parser.add_argument("--now")
+    parser.add_argument("--dynamodb-local", nargs="?", type=Path, const=c.ROOT / ".local" / "dynamodb-local",
+                        metavar="DIR", help="serve DynamoDB with DynamoDB Local from DIR (the folder of "
+                                            "DynamoDBLocal.jar; default .local/dynamodb-local) instead of moto")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.kind, args.now)
         return 0
-    emulator = start_emulator()
+    emulators = start_emulators(args.dynamodb_local)
+    emulator_name = "DynamoDB Local" if args.dynamodb_local else "moto (DynamoDB serialised)"
     try:
         from chalicelib.store.session import SHARDS
 
@@ -219,18 +239,20 @@ def main() -> int:
             for plan_id, body in {"std-2c4g": {"monthly_price": 10000, "hourly_price": 20,
                                                "effective_from": "2020-01-01T00:00:00+08:00"}}.items():
                 assert api.ops("PUT", f"/ops/plans/{plan_id}", body)[0] == 200
-        print(f"{args.servers} servers per run, {LATENCY_MS} ms injected per DynamoDB request, "
+        print(f"{args.servers} servers per run, {LATENCY_MS} ms injected per DynamoDB request, {emulator_name}, "
               f"{SHARDS} shards, {WORKERS} worker processes; {os.cpu_count()} cores", flush=True)
         results = {kind: measure(kind, args.servers) for kind in ("metering", "expiry")}
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        for proc in emulators:
+            proc.terminate()
+            proc.wait(timeout=30)
     for kind, r in results.items():
         ratio = r["sequential"]["wall"] / r["fanned"]["wall"]
         label = "metering" if kind == "metering" else "expiry sweep"
         print(f"{label}: sequential {r['sequential']['wall']:.1f} s, fanned out {r['fanned']['wall']:.1f} s, "
               f"ratio {ratio:.1f}x; CPU {r['sequential']['cpu_ms']:.0f} / {r['fanned']['cpu_ms']:.0f} ms per server")
-        c.summary("fanout", f"{label}, {args.servers} servers, {LATENCY_MS} ms/request: sequential vs {WORKERS} workers",
+        c.summary("fanout", f"{label}, {args.servers} servers, {LATENCY_MS} ms/request, {emulator_name}: "
+                            f"sequential vs {WORKERS} workers",
                   f"{r['sequential']['wall']:.1f} s vs {r['fanned']['wall']:.1f} s = {ratio:.1f}x",
                   ">= 3x", ratio >= 3 and r["sequential"]["ok"] and r["fanned"]["ok"])
         c.summary("fanout", f"{label}: CPU per server (workers)",
