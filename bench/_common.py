@@ -81,7 +81,7 @@ def start_emulator():
 
 
 def test_client():
-    """The app in-process (chalice.test.Client); run from /work/main, so no stage config is applied."""
+    """The app in-process (chalice.test.Client); run from the repository root, so no stage config is applied."""
     from chalice.test import Client
 
     import app as chalice_app

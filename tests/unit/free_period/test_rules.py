@@ -211,11 +211,14 @@ def test_R_FREE_3_working_days_from_official_calendar():
 
 
 def test_R_FREE_3_unannounced_year_still_answers_without_swaps():
-    # holidays 0.109 has no 2027 notice: statutory holidays + weekend "observed" days, no swaps
-    assert is_working_day(date(2027, 10, 1)) is False
-    assert is_working_day(date(2027, 10, 4)) is False  # National Day (observed)
-    assert is_working_day(date(2027, 10, 6)) is True
-    assert is_working_day(date(2027, 9, 26)) is False  # a Sunday: no swapped workdays known
+    # 2099: no holiday notice will be published for it by any calendar release this project could
+    # pin, so this checks the behaviour for an unannounced year, not one release's data: fixed-date
+    # statutory holidays, no swapped weekend workdays, no announced golden-week extension.
+    assert is_working_day(date(2099, 10, 1)) is False  # National Day (a Thursday)
+    assert is_working_day(date(2099, 9, 27)) is False  # a Sunday: no swapped workdays known
+    assert is_working_day(date(2099, 10, 10)) is False  # a Saturday: no swapped workdays known
+    assert is_working_day(date(2099, 10, 8)) is True  # a Thursday after the statutory days
+    assert is_working_day(date(2099, 10, 12)) is True  # a Monday
 
 
 def test_R_FREE_3_is_working_day_refuses_datetime():

@@ -1,0 +1,156 @@
+"""Mutation score of the rules (and, on request, the services) with mutmut, plus the breakages an audit
+once found the suite let through, each applied as a patch and run against the suite.
+
+    python bench/mutation.py                  # rules modules against the unit tests (~5 min)
+    python bench/mutation.py --deep           # survivors again, against unit + integration tests
+    python bench/mutation.py --services       # the services against unit + integration tests (long)
+    python bench/mutation.py --breakages-only # only the audited breakages
+
+mutmut 3 needs the mutated modules importable under the name the tests use (`chalicelib.…`), so the run
+happens in a scratch copy of the project with `functions/` flattened to its root. Prints `SUMMARY` lines
+for bench/run_all.py and writes every surviving mutant's diff to bench/out/mutation-survivors.txt."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+
+RULES = ["chalicelib/lifecycle/rules.py", "chalicelib/billing/rules.py", "chalicelib/free_period/rules.py",
+         "chalicelib/clusters/rules.py", "chalicelib/webhooks/signature.py"]
+SERVICES = ["chalicelib/billing/payments.py", "chalicelib/lifecycle/effects.py", "chalicelib/ops/actions.py",
+            "chalicelib/free_period/service.py"]
+
+# (name, file, text, replacement): each once survived the whole suite; each must now be killed.
+BREAKAGES = [
+    ("agreement_ended always true", "chalicelib/lifecycle/effects.py",
+     "return bool(servers) and all(", "return True or bool(servers) and all("),
+    ("top-up also lifts violation/security holds", "chalicelib/lifecycle/rules.py",
+     "    del server.stop_reasons[reason]\n",
+     "    del server.stop_reasons[reason]\n    if reason == 'arrears':\n"
+     "        server.stop_reasons.pop('violation', None); server.stop_reasons.pop('security_incident', None)\n"),
+    ("workloads started before node groups", "chalicelib/clusters/executor.py",
+     "        nodegroups.start_nodegroups(eks, action.server_id)\n        workloads.start()",
+     "        workloads.start()\n        nodegroups.start_nodegroups(eks, action.server_id)"),
+    ("server-level violation ignored by R-FREE-2(9)", "chalicelib/free_period/service.py",
+     'server_violation="violation" in server.stop_reasons', "server_violation=False"),
+    ("no SNS publish at all", "chalicelib/notify/outbox.py", "sns.publish(", "(lambda **_: None)("),
+]
+
+
+def workspace() -> Path:
+    ws = Path(tempfile.mkdtemp(prefix="mutation-"))
+    shutil.copytree(ROOT / "functions" / "chalicelib", ws / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__", "console"))
+    shutil.copy(ROOT / "functions" / "app.py", ws / "app.py")
+    for name in ("tests", "infra"):
+        shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pytest.ini", ws / "pytest.ini")
+    (ws / "functions").symlink_to(".")  # tests that start a subprocess in functions/ find the same code
+    if (ROOT / "functions" / "chalicelib" / "console").exists():
+        shutil.copytree(ROOT / "functions" / "chalicelib" / "console", ws / "chalicelib" / "console")
+    return ws
+
+
+def configure(ws: Path, paths: list[str], tests: list[str]) -> None:
+    (ws / "pyproject.toml").write_text(
+        "[tool.mutmut]\n"
+        f"source_paths = {json.dumps(paths)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'also_copy = ["tests/", "infra/", "app.py", "chalicelib/"]\n'
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]\n')
+
+
+def results(ws: Path) -> dict[str, str]:
+    out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=ws, capture_output=True, text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name:
+            found[name] = status
+    return found
+
+
+def mutmut(ws: Path, *names: str) -> None:
+    subprocess.run([str(MUTMUT), "run", *names], cwd=ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def score(found: dict[str, str], label: str) -> None:
+    by_module: dict[str, list[int]] = {}
+    for name, status in found.items():
+        module = name.split(".x_")[0]
+        counts = by_module.setdefault(module, [0, 0, 0])
+        counts[0 if status == "killed" else 1 if status == "survived" else 2] += 1
+    total_killed = total = 0
+    for module, (killed, survived, other) in sorted(by_module.items()):
+        total_killed, total = total_killed + killed, total + killed + survived
+        print(f"{module}: killed {killed}, survived {survived}, other {other}")
+        print("SUMMARY " + json.dumps({"figure": f"mutation score {module} ({label})",
+                                       "value": f"{killed}/{killed + survived} = {killed / max(1, killed + survived):.0%}"}))
+    print("SUMMARY " + json.dumps({"figure": f"mutation score, all mutated modules ({label})",
+                                   "value": f"{total_killed}/{total} = {total_killed / max(1, total):.0%}"}))
+
+
+def survivors_report(ws: Path, found: dict[str, str]) -> None:
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    with open(out / "mutation-survivors.txt", "w") as fh:
+        for name, status in sorted(found.items()):
+            if status == "survived":
+                fh.write(subprocess.run([str(MUTMUT), "show", name], cwd=ws, capture_output=True, text=True).stdout + "\n")
+    print(f"survivors' diffs: {out / 'mutation-survivors.txt'}")
+
+
+def breakages() -> None:
+    killed = 0
+    for name, path, text, replacement in BREAKAGES:
+        ws = workspace()
+        target = ws / path
+        source = target.read_text()
+        if text not in source:
+            print(f"breakage {name!r}: its code is no longer there; skipped")
+            continue
+        target.write_text(source.replace(text, replacement, 1))
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/unit",
+                              "tests/integration"], cwd=ws, capture_output=True, text=True)
+        verdict = "killed" if run.returncode != 0 else "SURVIVED"
+        killed += run.returncode != 0
+        failing = [line for line in run.stdout.splitlines() if line.startswith("FAILED")][:1]
+        print(f"breakage {name!r}: {verdict} {failing[0] if failing else ''}")
+        shutil.rmtree(ws, ignore_errors=True)
+    print("SUMMARY " + json.dumps({"figure": "audited breakages killed by the suite",
+                                   "value": f"{killed}/{len(BREAKAGES)}"}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deep", action="store_true")
+    parser.add_argument("--services", action="store_true")
+    parser.add_argument("--breakages-only", action="store_true")
+    args = parser.parse_args()
+    if not args.breakages_only:
+        ws = workspace()
+        configure(ws, RULES + (SERVICES if args.services else []),
+                  ["tests/unit/"] + (["tests/integration/"] if args.services else []))
+        mutmut(ws)
+        found = results(ws)
+        score(found, "unit + integration tests" if args.services else "unit tests")
+        if args.deep:
+            configure(ws, RULES, ["tests/unit/", "tests/integration/"])
+            survivors = [n for n, s in found.items() if s == "survived"]
+            mutmut(ws, *survivors)
+            found.update({n: s for n, s in results(ws).items() if n in survivors})
+            score(found, "survivors re-run with integration tests")
+        survivors_report(ws, found)
+        shutil.rmtree(ws, ignore_errors=True)
+    breakages()
+
+
+if __name__ == "__main__":
+    main()
