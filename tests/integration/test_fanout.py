@@ -278,3 +278,25 @@ def test_a_500_never_claims_nothing_was_changed(priced, monkeypatch):
     status, body = priced.ops("POST", "/ops/sweeps/expiry", {"now": NOW})
     assert status == 500 and body["error"]["code"] == "internal_error"
     assert "nothing was changed" not in body["error"]["message"]
+
+
+def test_drain_counts_a_failed_task_keeps_it_queued_and_drops_a_message_it_cannot_read(priced, monkeypatch):
+    """CONTRACT §6: the drain answers {"ran", "succeeded", "failed"}; a task that failed is tried again later
+    (SQS's consumer or the next drain), one that no handler understands is dropped."""
+    from chalicelib import aws, background
+    from chalicelib.billing import plans
+    from chalicelib.settings import get_settings
+
+    sqs, url = aws.client("sqs"), aws.queue_url(get_settings().background_queue)
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "no_such_task", "args": {}}))
+    background.enqueue("price_announcement", at=NOW, cause="price_change#std#x", price={"plan_id": "std"},
+                       accounts=["acc-1"])
+
+    def broken(args, budget):
+        raise RuntimeError("the topic is down")
+
+    monkeypatch.setattr(plans, "announce_chunk", broken)
+    assert drain(priced) == {"ran": 2, "succeeded": 0, "failed": 2}
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")

@@ -19,6 +19,7 @@ TASKS: dict[str, tuple[str, str]] = {
 }
 BATCH = 10           # SendMessageBatch takes at most 10 entries
 RETRY_AFTER = 60     # seconds a task that failed in drain() stays invisible before it is tried again
+HOLD = 960           # seconds a task taken by drain() stays invisible: the queue's visibility timeout
 RESERVE_MS = 60_000  # time kept at the end of an invocation to hand the rest over cleanly
 
 
@@ -104,24 +105,28 @@ def drain(budget: Budget | None = None) -> dict:
     totals = {"ran": 0, "succeeded": 0, "failed": 0}
     sqs, url = _queue()
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                       VisibilityTimeout=RETRY_AFTER).get("Messages", [])
+        # one at a time, hidden for as long as the consumer function may hold one, so that nobody else
+        # starts a task this drain has taken but not reached yet
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0,
+                                       VisibilityTimeout=HOLD).get("Messages", [])
         if not messages:
             break
-        for message in messages:
-            totals["ran"] += 1
-            try:
-                run(message["Body"], budget)
-            except UnknownTask:
-                log.exception("dropping a background message")
-                totals["failed"] += 1
-            except Exception:  # noqa: BLE001 - one failed task does not stop the others
-                log.exception("background task failed; it stays queued")
-                totals["failed"] += 1
-                continue
-            else:
-                totals["succeeded"] += 1
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        message = messages[0]
+        totals["ran"] += 1
+        try:
+            run(message["Body"], budget)
+        except UnknownTask:
+            log.exception("dropping a background message")
+            totals["failed"] += 1
+        except Exception:  # noqa: BLE001 - one failed task does not stop the others
+            log.exception("background task failed; it stays queued")
+            totals["failed"] += 1
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                          VisibilityTimeout=RETRY_AFTER)
+            continue
+        else:
+            totals["succeeded"] += 1
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     for work in other_work():
         for key, value in work().items():
             if key in totals:
