@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+# checkov (the IaC scanner the package test runs) has its own virtualenv: its dependency tree conflicts with ours.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_LOCK := requirements-checkov.lock
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: run test setup bench package lock clean
+.PHONY: run test setup bench package checkov lock clean
 
 # Installs exactly the locked versions (requirements.lock pins every package, direct and transitive);
 # `make lock` regenerates it from requirements-dev.txt (which includes functions/requirements.txt).
@@ -19,10 +23,18 @@ $(STAMP): $(LOCK)
 
 setup: $(STAMP)
 
+# Exactly the locked checkov and its dependencies (checkov 3.3.30; regenerate with pip freeze in that venv).
+$(CHECKOV_STAMP): $(CHECKOV_LOCK)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip --disable-pip-version-check install -q --no-deps -r $(CHECKOV_LOCK)
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+
 run: $(STAMP)
 	$(PY) infra/local/run.py
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -41,4 +53,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(CHECKOV_VENV) out

@@ -14,6 +14,15 @@ app.log.setLevel(logging.INFO)
 log = logging.getLogger("k8s-billing")
 
 
+@app.middleware("all")
+def observed(event, get_response):
+    """Every invocation logs JSON with its correlation keys and flushes its metrics when it ends."""
+    from chalicelib import observability
+
+    with observability.invocation(event):
+        return get_response(event)
+
+
 def _answer(status: int, body: dict) -> Response:
     return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
 
@@ -85,15 +94,20 @@ def _operator() -> str:
 
 
 def _body() -> dict:
+    from chalicelib.domain.limits import loads_object
+
     raw = app.current_request.raw_body or b""
     if not raw:
         return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise errors.InvalidPayload("body is not JSON", ["body"]) from None
-    if not isinstance(value, dict):
-        raise errors.InvalidPayload("body must be a JSON object", ["body"])
+    return loads_object(raw)
+
+
+def _path_id(value: str, what: str) -> str:
+    """CONTRACT §6: a path id outside the identifier alphabet names nothing that can exist: 404."""
+    from chalicelib.domain.types import is_id
+
+    if not is_id(value):
+        raise errors.NotFound(f"no {what} has that id (ids are 1-128 characters of A-Z a-z 0-9 . _ : -)")
     return value
 
 
@@ -114,6 +128,7 @@ def get_server(server_id):
     from chalicelib.ops import views
 
     _operator()
+    server_id = _path_id(server_id, "server")
     return views.get_server_view(server_id)
 
 
@@ -123,6 +138,7 @@ def get_account(account_id):
     from chalicelib.ops import views
 
     _operator()
+    account_id = _path_id(account_id, "account")
     return views.get_account_view(account_id)
 
 
@@ -131,7 +147,8 @@ def get_account(account_id):
 def suspend_server(server_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, server_id = _operator(), _path_id(server_id, "server")
+    body = _body()
     return actions.suspend(server_id, _parse(actions.SuspendBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -140,7 +157,8 @@ def suspend_server(server_id):
 def resume_server(server_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, server_id = _operator(), _path_id(server_id, "server")
+    body = _body()
     return actions.resume(server_id, _parse(actions.ResumeBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -149,7 +167,8 @@ def resume_server(server_id):
 def terminate_server(server_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, server_id = _operator(), _path_id(server_id, "server")
+    body = _body()
     return actions.terminate(server_id, _parse(actions.TerminateBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -158,7 +177,8 @@ def terminate_server(server_id):
 def account_violation(account_id):
     from chalicelib.ops import actions, clock
 
-    actor, body = _operator(), _body()
+    actor, account_id = _operator(), _path_id(account_id, "account")
+    body = _body()
     return actions.set_violation(account_id, _parse(actions.ViolationBody, body), clock.business_time(body.get("at")), actor)
 
 
@@ -169,6 +189,7 @@ def put_plan(plan_id):
     from chalicelib.ops import clock
 
     _operator()
+    plan_id = _path_id(plan_id, "plan")
     body = _body()
     return plans.put_price_version(plan_id, _parse(plans.PriceVersionBody, body), clock.business_time(body.get("at")))
 
@@ -179,8 +200,12 @@ def run_expiry_sweep():
     from chalicelib.lifecycle import sweep
     from chalicelib.ops import clock
 
+    from chalicelib.ops.schemas import SweepBody
+
     _operator()
-    return sweep.run_expiry_sweep(clock.business_time(_body().get("now"), "now"))
+    body = _body()
+    _parse(SweepBody, body)
+    return sweep.run_expiry_sweep(clock.business_time(body.get("now"), "now"))
 
 
 @app.route("/ops/sweeps/metering", methods=["POST"], content_types=["*/*"])
@@ -189,8 +214,12 @@ def run_metering():
     from chalicelib.billing import metering
     from chalicelib.ops import clock
 
+    from chalicelib.ops.schemas import SweepBody
+
     _operator()
-    return metering.run_metering(clock.business_time(_body().get("now"), "now"))
+    body = _body()
+    _parse(SweepBody, body)
+    return metering.run_metering(clock.business_time(body.get("now"), "now"))
 
 
 @app.route("/ops/cluster-actions/drain", methods=["POST"], content_types=["*/*"])
@@ -199,6 +228,7 @@ def drain_cluster_actions():
     from chalicelib.clusters import executor
 
     _operator()
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
     return executor.drain()
 
 
@@ -208,6 +238,7 @@ def drain_background():
     from chalicelib import background
 
     _operator()
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
     return background.drain()
 
 
@@ -226,6 +257,8 @@ def replay_dead_letter(action_id):
     from chalicelib.clusters import executor
 
     _operator()
+    action_id = _path_id(action_id, "cluster action")
+    _body()  # no fields, but a body that is not JSON (or nests too deep) is still a 400
     return executor.replay(action_id)
 
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from .billing.plans import PriceVersionBody
+from .domain.limits import MAX_DEPTH
+from .domain.types import Id, Time
 from .ops import schemas
 from .ops.actions import ResumeBody, SuspendBody, TerminateBody, ViolationBody
 from .webhooks.catalog import PAYMENT_EVENTS, TICKETING_EVENTS
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
-    "400": "invalid_payload: not JSON, not an object, missing/mistyped field, unknown type, bad value",
+    "400": f"invalid_payload: not JSON, not an object, nested deeper than {MAX_DEPTH} levels, missing/mistyped "
+           "field, an id outside the identifier pattern, unknown type, bad value, or a time whose consequences "
+           "(an expiry, a retention date) fall outside 2000-01-01 .. 2199-12-31",
     "401": "invalid_signature / stale_signature (webhooks), unauthorized (ops)",
     "403": "clock_override_forbidden: a time override where ALLOW_CLOCK_OVERRIDE is not 1",
-    "404": "not_found: unknown id",
+    "404": "not_found: unknown id, or a path id outside the identifier pattern (it cannot exist)",
     "409": "event_id_reused / event_in_progress / conflict",
     "413": "payload_too_large: body over 256 KiB",
     "415": "unsupported_media_type: not application/json",
@@ -37,11 +41,15 @@ def _errors(*codes: str) -> dict:
     return {code: {"description": ERRORS[code], **_json(_ref(schemas.Error))} for code in codes}
 
 
+def _schema_of(annotation) -> dict:
+    return TypeAdapter(annotation).json_schema()
+
+
 def _event_schema(event_type: str, model: type[BaseModel]) -> dict:
     return {"type": "object", "required": ["id", "type", "created_at", "data"], "properties": {
-        "id": {"type": "string", "minLength": 1, "description": "event id, unique per sender"},
+        "id": {**_schema_of(Id), "description": "event id, unique per sender; " + _schema_of(Id)["description"]},
         "type": {"const": event_type},
-        "created_at": {"type": "string", "format": "date-time"},
+        "created_at": _schema_of(Time),
         "data": _ref(model)}}
 
 
@@ -69,7 +77,8 @@ def _op(method: str, summary: str, answer: type[BaseModel], body: type[BaseModel
 
 
 def _id(name: str) -> list[dict]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}]
+    """A path id: the same pattern as in payloads; outside it the answer is 404 (CONTRACT §6)."""
+    return [{"name": name, "in": "path", "required": True, "schema": _schema_of(Id)}]
 
 
 @lru_cache(maxsize=1)
@@ -92,13 +101,13 @@ def document() -> dict:
         "/ops/servers/{server_id}/resume": {"parameters": server(), **_op("post", "Lift operator suspensions", schemas.ServerView, ResumeBody)},
         "/ops/servers/{server_id}/terminate": {"parameters": server(), **_op("post", "Early termination with its refund (R-LIFE-5)", schemas.TerminateAnswer, TerminateBody)},
         "/ops/accounts/{account_id}/violation": {"parameters": _id("account_id"), **_op("post", "Mark or clear an account violation", schemas.AccountView, ViolationBody)},
-        "/ops/plans/{plan_id}": {"parameters": _id("plan_id"), **_op("put", "New price version (T2.5)", schemas.Open, PriceVersionBody, ("400", "401", "403"))},
+        "/ops/plans/{plan_id}": {"parameters": _id("plan_id"), **_op("put", "New price version (T2.5)", schemas.Open, PriceVersionBody, ("400", "401", "403", "404"))},
         "/ops/sweeps/expiry": _op("post", "Run the daily expiry sweep now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
         "/ops/sweeps/metering": _op("post", "Run pay-as-you-go metering now", schemas.SweepAnswer, schemas.SweepBody, ("400", "401", "403")),
-        "/ops/cluster-actions/drain": _op("post", "Run queued cluster actions now", schemas.DrainAnswer, errors=("401",)),
-        "/ops/background/drain": _op("post", "Run all queued background work now (shards of scheduled runs, announcements)", schemas.DrainAnswer, errors=("401",)),
+        "/ops/cluster-actions/drain": _op("post", "Run queued cluster actions now", schemas.DrainAnswer, errors=("400", "401")),
+        "/ops/background/drain": _op("post", "Run all queued background work now (shards of scheduled runs, announcements)", schemas.DrainAnswer, errors=("400", "401")),
         "/ops/dead-letters": _op("get", "Cluster actions that used up their attempts", schemas.DeadLetters, errors=("401",)),
-        "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("401", "404", "409"))},
+        "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("400", "401", "404", "409"))},
     }
     components["Open"] = {"type": "object", "additionalProperties": True}
     return {

@@ -24,6 +24,8 @@ class Settings:
     secrets_manager_secret: str | None
     cluster_action_max_attempts: int
     cluster_retry_base_seconds: float
+    # False in the API function in AWS: only cluster_actions holds the EKS and kubeconfig rights
+    cluster_actions_inline: bool = True
 
     def table(self, name: str) -> str:
         return self.table_prefix + name
@@ -45,6 +47,7 @@ def get_settings() -> Settings:
         secrets_manager_secret=env.get("WEBHOOK_SECRETS_ID") or None,
         cluster_action_max_attempts=int(env.get("CLUSTER_ACTION_MAX_ATTEMPTS", "5")),
         cluster_retry_base_seconds=float(env.get("CLUSTER_RETRY_BASE_SECONDS", "0.5")),
+        cluster_actions_inline=env.get("CLUSTER_ACTIONS_INLINE", "1") != "0",
     )
 
 

@@ -24,6 +24,11 @@ def parse_rfc3339(text: str) -> datetime:
     return check_range(value)
 
 
+def parse_stored(text: str) -> datetime:
+    """A time read back from the store: no range check (a view must show what is stored, not fail on it)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 

@@ -9,6 +9,8 @@ Every answer is checked for:
 - no 5xx ever (`not_a_server_error`; CONTRACT §1: a 5xx is only for the system's own faults);
 - conformance to the document: documented status code, content type and body schema;
 - invalid input (per the document) is rejected (`negative_data_rejection`);
+- CONTRACT §6: path ids over the whole id alphabet and beyond it (404 outside it), and bodies nested at
+  every depth (400 past 32 levels) on every operation that takes a body, answered without a 5xx;
 - CONTRACT §1/§2 "whatever is answered with 4xx changes no state" (and "a 5xx ... leaves no partial
   state"): around every 4xx/5xx answer the views of a known account/server (`acc-fz`/`srv-fz`, created
   through a signed event first) and the number of items in every DynamoDB table of the stack's
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,7 +33,7 @@ import boto3
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -182,8 +185,11 @@ def datetimes_rfc3339() -> st.SearchStrategy[str]:
     return st.one_of(near, anywhere, edges)
 
 
+ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # CONTRACT §6
+
+
 def _is_id(value) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= 200
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
 
 
 def _order_fields(data: dict, draw) -> dict:
@@ -309,4 +315,94 @@ def test_answers_conform_and_rejections_change_nothing(label, mode, api_schema, 
     run()
     if failures:
         pytest.fail(f"{label} ({mode.value}): {len(failures)} failing case(s) of {MAX_EXAMPLES}; the first ones:\n\n"
+                    + "\n\n".join(failures[:5]), pytrace=False)
+
+
+# ---- CONTRACT §6: path ids and nesting, on every operation ------------------------------------------
+ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+MAX_DEPTH = 32
+WITH_PATH_ID = [label for label in OPERATIONS if "{" in label]
+WITH_BODY = [label for label in OPERATIONS if label.split()[0] in ("POST", "PUT")]
+
+
+def path_ids() -> st.SearchStrategy[str]:
+    """Ids over the whole alphabet, and beyond it: other characters (`/`, `%`, spaces, non-ASCII …),
+    longer than 128 (up to 3 000), anywhere in the id. ("." and ".." alone are dot segments: HTTP
+    clients remove them, so they name another route.)"""
+    inside = st.text(alphabet=ID_CHARS, min_size=1, max_size=128)
+    outside = st.one_of(
+        st.tuples(st.text(alphabet=ID_CHARS, max_size=40),
+                  st.characters(blacklist_characters=ID_CHARS, blacklist_categories=("Cs", "Cc")),
+                  st.text(alphabet=ID_CHARS, max_size=40)).map("".join),
+        st.text(alphabet=ID_CHARS, min_size=129, max_size=3000))
+    return st.one_of(inside, outside, st.sampled_from([KNOWN["server_id"], KNOWN["account_id"], "a/b", "a%2Fb",
+                                                       "a b", "中文", "%", "x" * 3000]))
+
+
+def _body_for(label: str, nested: str) -> bytes:
+    """A body that would be accepted but for `extra`, nested as drawn (CONTRACT §6)."""
+    path = label.split()[1]
+    if path in SECRETS:
+        event = support.envelope("account.topped_up", {"account_id": KNOWN["account_id"], "amount": 1,
+                                                       "topped_up_at": "2026-01-02T00:00:00+08:00"})
+        text = json.dumps(event)
+        return (text[:-2] + ', "extra": ' + nested + "}}").encode()  # 2 levels down
+    return ('{"reason": "violation", "flag": false, "extra": ' + nested + "}").encode()  # 1 level down
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_path_ids_and_nesting_are_4xx_never_5xx_and_change_nothing(label, stack, state):
+    """CONTRACT §6 on the running stack: an id outside the alphabet in a path is 404 (never 5xx), one inside
+    reaches the service; a body nested past 32 levels is 400; a refused request changes nothing."""
+    method, template = label.split()
+    failures: list[str] = []
+
+    @seed(SEED)
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def run(data):
+        path, expect_404 = template, False
+        if label in WITH_PATH_ID:
+            value = data.draw(path_ids(), label="id")
+            assume(value not in (".", ".."))
+            expect_404 = not _is_id(value)
+            # ":" is sent as is: `chalice local` does not percent-decode path parameters (API Gateway does)
+            path = re.sub(r"\{[a-z_]+\}", lambda _: requests.utils.quote(value, safe=":"), template)
+        raw, depth = b"", 0
+        if label in WITH_BODY and data.draw(st.booleans(), label="nest"):
+            depth = data.draw(st.one_of(st.integers(0, 40), st.sampled_from([100, 1000, 20_000])), label="depth")
+            kinds = data.draw(st.lists(st.booleans(), min_size=depth, max_size=depth), label="kinds")
+            nested = "1"
+            for is_object in kinds:
+                nested = '{"k":' + nested + "}" if is_object else "[" + nested + "]"
+            raw = _body_for(label, nested)
+            depth += 2 if template in SECRETS else 1
+        headers = {"Content-Type": "application/json"}
+        if template in SECRETS:
+            headers["X-Signature"] = sign(raw, SECRETS[template])
+        else:
+            headers["Authorization"] = f"Bearer {OPS_TOKEN}"
+        before, problem = state.before()
+        if problem:
+            failures.append(problem)
+        response = requests.request(method, stack["api"] + path, data=raw or None, headers=headers, timeout=60)
+
+        def request() -> str:
+            return f"{method} {path[:200]}  body: {raw[:200]!r}\n    answered {response.status_code}: {response.text[:300]}"
+
+        status = response.status_code
+        if status >= 500:
+            failures.append(f"5xx\n    {request()}")
+        elif expect_404 and status != 404:
+            failures.append(f"a path id outside the alphabet answered {status}, not 404\n    {request()}")
+        elif not expect_404 and depth > MAX_DEPTH and status != 400:
+            failures.append(f"a body nested {depth} levels answered {status}, not 400\n    {request()}")
+        problem = state.after(status, before, request)
+        if problem:
+            failures.append(problem)
+
+    run()
+    if failures:
+        pytest.fail(f"{label}: {len(failures)} failing case(s) of {MAX_EXAMPLES}; the first ones:\n\n"
                     + "\n\n".join(failures[:5]), pytrace=False)

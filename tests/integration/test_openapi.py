@@ -62,3 +62,35 @@ def test_real_requests_and_answers_validate_against_the_document(api, document):
     check(document, "DeadLetters", letters)
     with pytest.raises(jsonschema.ValidationError):
         check(document, "event.order.paid", {**event, "data": {**event["data"], "amount": "10000"}})
+
+
+def test_the_document_says_what_the_server_accepts(document):
+    """CONTRACT §6: every id field and path parameter carries the id pattern and length, every time its
+    format and 2000–2199 range, the money fields their bounds."""
+    id_schema = {"pattern": "^[A-Za-z0-9._:-]{1,128}$", "minLength": 1, "maxLength": 128}
+    for path, item in document["paths"].items():
+        for parameter in item.get("parameters", []):
+            assert {k: parameter["schema"][k] for k in id_schema} == id_schema, path
+    schemas = document["components"]["schemas"]
+    ids = times = 0
+
+    def walk(name, schema):
+        nonlocal ids, times
+        for field, prop in schema.get("properties", {}).items():
+            options = prop.get("anyOf", [prop])
+            if field == "id" or field.endswith("_id"):
+                assert any({k: o.get(k) for k in id_schema} == id_schema for o in options), (name, field)
+                ids += 1
+            if field in ("at", "now", "created_at") or field.endswith("_at") or field == "effective_from":
+                assert any(o.get("format") == "date-time" and o.get("pattern") == "^2[01][0-9][0-9]-"
+                           for o in options), (name, field)
+                times += 1
+
+    request_models = [n for n in schemas if n.startswith("event.") or n.endswith("Body") and n != "ErrorBody"]
+    request_models += [e["data"]["$ref"].rsplit("/", 1)[-1] for e in
+                       (schemas[n]["properties"] for n in schemas if n.startswith("event."))]
+    for name in set(request_models):
+        walk(name, schemas[name])
+    assert ids >= 20 and times >= 15
+    assert schemas["PriceVersionBody"]["properties"]["monthly_price"]["minimum"] == 0
+    assert schemas["OrderPaid"]["properties"]["months"]["anyOf"][0]["maximum"] == 36

@@ -82,9 +82,10 @@ def period(start, end, amount, price, months, refunded=False):
 
 
 @pytest.mark.parametrize("at, used", [
-    ("2026-01-10T10:00:00+08:00", 0), ("2026-01-10T10:00:01+08:00", 1), ("2026-02-10T09:59:59+08:00", 1),
+    ("2026-01-10T09:59:59+08:00", 0), ("2026-01-10T10:00:00+08:00", 1), ("2026-01-10T10:00:01+08:00", 1), ("2026-02-10T09:59:59+08:00", 1),
     ("2026-02-10T10:00:00+08:00", 2), ("2026-03-31T00:00:00+08:00", 3)])
 def test_R_LIFE_5_months_used_counts_a_started_month_whole(at, used):
+    """R-LIFE-5, E-3: at the period's start instant 1 month is used (was 0 before E-3); before it 0."""
     assert rules.months_used(t("2026-01-10T10:00:00+08:00"), t(at)) == used
 
 
@@ -131,3 +132,18 @@ def test_datetimes_here_are_aware():
     assert isinstance(t("2026-01-01T00:00:00Z"), datetime) and t("2026-01-01T00:00:00Z").utcoffset() == timedelta(0)
     with pytest.raises(ValueError):
         t("2026-01-01T00:00:00")
+
+
+@pytest.mark.parametrize("at, refund", [
+    ("2026-01-10T10:00:00+08:00", 36000 - 12000), ("2026-02-10T10:00:00+08:00", 36000 - 24000),
+    ("2026-02-10T09:59:59+08:00", 36000 - 24000 + 12000)])
+def test_E_3_security_incident_refund_at_period_boundaries(at, refund):
+    """E-3: at the start instant one month is used; exactly a month later two."""
+    periods = [period("2026-01-10T10:00:00+08:00", "2026-04-10T10:00:00+08:00", 36000, 12000, 3)]
+    assert rules.security_incident_refund(periods, t(at)) == refund
+
+
+def test_E_7_price_changes_go_to_accounts_with_a_live_server_on_the_plan():
+    servers = [("acc-live", "active", False), ("acc-gone", "destroyed", False), ("acc-term", "stopped", True),
+               ("acc-mixed", "destroyed", False), ("acc-mixed", "stopped", False), ("acc-live", "stopped", True)]
+    assert rules.accounts_to_announce(servers) == ["acc-live", "acc-mixed"]

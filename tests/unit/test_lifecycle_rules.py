@@ -90,3 +90,61 @@ def test_payg_and_destroyed_servers_are_never_due():
 
 def test_R_FREE_4_free_days_are_whole_24_hour_days():
     assert rules.add_free_days(t("2026-03-10T10:00:00+08:00"), 10) == t("2026-03-20T10:00:00+08:00")
+
+
+# ---- SPEC §6 edges ------------------------------------------------------------------------------
+def test_E_1_termination_under_an_operator_hold_starts_the_retention_clock():
+    s = server()
+    rules.add_reason(s, "security_incident", t("2026-02-01T09:00:00+08:00"))
+    assert s.retain_until is None
+    rules.add_reason(s, "terminated", t("2026-02-05T15:00:00+08:00"))
+    assert s.retain_until == t("2026-02-13T00:00:00+08:00")  # ended 02-05 → kept through 02-12
+    assert rules.next_due(s) == t("2026-02-12T00:00:00+08:00")  # the warning, a day before
+    # lifting the hold afterwards does not move a termination's clock
+    rules.lift_reason(s, "security_incident", t("2026-02-10T00:00:00+08:00"))
+    assert s.retain_until == t("2026-02-13T00:00:00+08:00")
+
+
+def test_E_2_the_calendar_runs_during_a_hold():
+    s = server()
+    rules.add_reason(s, "violation", t("2026-03-01T00:00:00+08:00"))
+    assert rules.next_due(s) == t("2026-03-03T10:00:00+08:00")  # the reminder is still owed
+    assert [x.kind for x in rules.sweep_steps(s, t("2026-03-04T00:10:00+08:00"))] == ["remind"]
+    s.reminded_for = s.expires_at
+    assert rules.next_due(s) == t("2026-03-10T10:00:00+08:00")
+    assert [(x.kind, x.at) for x in rules.sweep_steps(s, t("2026-03-11T00:10:00+08:00"))] == [
+        ("expire", t("2026-03-10T10:00:00+08:00"))]
+    rules.add_reason(s, "expired", s.expires_at)
+    assert (rules.strongest_reason(s.stop_reasons), s.retain_until, rules.next_due(s)) == ("violation", None, None)
+    # lifting the hold leaves it stopped as expired, retained from the lift (reading for holds)
+    assert rules.lift_reason(s, "violation", t("2026-03-15T12:00:00+08:00")) is False
+    assert (s.state, rules.strongest_reason(s.stop_reasons)) == ("stopped", "expired")
+    assert s.retain_until == t("2026-03-23T00:00:00+08:00")
+
+
+def test_E_2_terminated_and_destroyed_servers_have_no_calendar():
+    s = server()
+    rules.add_reason(s, "terminated", t("2026-03-01T00:00:00+08:00"))
+    assert rules.sweep_steps(s, t("2026-03-11T00:10:00+08:00")) == []
+    assert rules.next_due(s) == t("2026-03-08T00:00:00+08:00")  # only its retention
+
+
+def test_E_5_moving_the_end_of_an_expired_server():
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)
+    assert s.retain_until == t("2026-03-18T00:00:00+08:00")
+    # 3 free days, still past at 2026-03-16: stays stopped, retention from 03-13
+    assert rules.move_expiry(s, t("2026-03-13T10:00:00+08:00"), t("2026-03-16T09:00:00+08:00")) is False
+    assert (s.state, s.expires_at, s.retain_until) == ("stopped", t("2026-03-13T10:00:00+08:00"),
+                                                       t("2026-03-21T00:00:00+08:00"))
+    # an end after `at`: the caller lifts `expired`
+    assert rules.move_expiry(s, t("2026-03-20T10:00:00+08:00"), t("2026-03-16T09:00:00+08:00")) is True
+
+
+@pytest.mark.parametrize("at, over", [
+    ("2026-03-17T23:59:59+08:00", False), ("2026-03-18T00:00:00+08:00", True), ("2026-03-19T00:00:00+08:00", True)])
+def test_E_6_retention_ends_at_retain_until_by_business_time(at, over):
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)
+    assert rules.retention_over(s, t(at)) is over
+    assert rules.retention_over(server(), t(at)) is False  # an active server has no end

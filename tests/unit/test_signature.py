@@ -40,3 +40,14 @@ def test_a_changed_byte_fails():
 def test_no_secrets_configured_accepts_nothing():
     with pytest.raises(InvalidSignature):
         signature.verify(sign(BODY, "s", 1_800_000_000), BODY, (), 1_800_000_000)
+
+
+@pytest.mark.parametrize("t_value", ["01800000000", "+1800000000", "1_800_000_000", " 1800000000", "0x6b49d200",
+                                     "١٨٠٠٠٠٠٠٠٠", "1800000000.0", ""])
+def test_t_must_be_plain_digits(t_value):
+    """CONTRACT §1, §6: `t` is a unix time in plain digits; int() alone accepts +, _ and other scripts'
+    digits, so one signature could be spelled several ways."""
+    # signed over the canonical time, so only the parsing of `t` can refuse it
+    with pytest.raises(InvalidSignature):
+        signature.verify(f"t={t_value},v1={signature.sign('s', 1_800_000_000, BODY)}", BODY, ("s",), 1_800_000_000)
+    signature.verify(f"t=1800000000,v1={signature.sign('s', 1_800_000_000, BODY)}", BODY, ("s",), 1_800_000_000)

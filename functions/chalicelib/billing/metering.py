@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 from typing import Callable
 
+from .. import observability
 from ..background import sharded
 from ..store import session as store
 from ..store import unit
@@ -48,6 +49,7 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
     piece charges nothing twice. A server whose charge fails is counted in `errors` and named in
     `error_ids`; it stays due, so the next run charges it, and this one goes on with the others."""
     cause = sharded.run_id("metering", now)
+    observability.bind(run_id=cause, shard=shard)
     summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "errors": 0, "error_ids": []}
     plans: dict = {}
 
@@ -63,6 +65,7 @@ def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool
     done, cursor = sharded.walk(lambda start: store.meter_rows(now, shard, last_key=start), visit_row,
                                 should_stop, after)
     summary.update(complete=done, next=cursor)
+    observability.sweep_finished("metering", summary)  # per piece: the run's counts are the sum of its pieces
     return summary
 
 

@@ -5,22 +5,21 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from ..webhooks.envelope import Payload, Time
+from ..domain.types import Id, Payload, Time
 
-Id = Field(min_length=1, max_length=200)
 Fen = Field(ge=0, le=10**12)
 
 
 class OrderPaid(Payload):
-    order_id: str = Id
-    account_id: str = Id
-    server_id: str = Id
+    order_id: Id
+    account_id: Id
+    server_id: Id
     kind: Literal["new", "renewal", "upgrade"]
     paid_at: Time
     amount: int = Fen
     currency: Literal["CNY"]
     billing_mode: Optional[Literal["monthly", "payg", "trial"]] = None
-    plan_id: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    plan_id: Optional[Id] = None
     region: Optional[str] = Field(default=None, min_length=1, max_length=64)
     months: Optional[int] = Field(default=None, ge=1, le=36)
 
@@ -33,14 +32,14 @@ class OrderPaid(Payload):
 
 
 class OrderRefunded(Payload):
-    order_id: str = Id
-    account_id: str = Id
-    server_id: str = Id
+    order_id: Id
+    account_id: Id
+    server_id: Id
     amount: int = Fen
     refunded_at: Time
 
 
 class AccountToppedUp(Payload):
-    account_id: str = Id
+    account_id: Id
     amount: int = Field(gt=0, le=10**12)
     topped_up_at: Time

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..domain.records import Account, HistoryEvent, Order, Period, PlanUse, Server
+from ..domain.types import PAYMENTS, event_cause
 from ..errors import UnknownReference
 from ..lifecycle import effects
+from ..lifecycle import rules as life
 from ..notify import outbox
 from ..store.session import Session
 from ..timeutil import add_months, fmt, store_key
@@ -78,8 +80,10 @@ def settle_arrears(w: Work, balance_before: int, at: datetime) -> None:
     if account.in_arrears == (balance_before < 0):
         return  # no crossing of zero: the servers already match the account (read none of them)
     if account.in_arrears:
+        # the trigger is in the cause: the balance may cross zero twice at one instant (a top-up and a
+        # refund at the same time), and a repeated cause would cancel the second change for ever
         outbox.record(w.s, kind="arrears", account_id=account.account_id, at=at,
-                      cause=f"arrears#{store_key(at)}", details={"balance": account.balance})
+                      cause=f"arrears#{store_key(at)}#{w.cause}", details={"balance": account.balance})
         for server_id in account.server_ids:
             server = w.server(server_id)
             if server and server.billing_mode == "payg" and server.state != "destroyed":
@@ -104,7 +108,7 @@ def _hold(w: Work, order: Order | None, reason: str, amount: int, at: datetime, 
 
 
 def order_paid(s: Session, event_id: str, p: OrderPaid) -> dict:
-    w = Work(s, event_id, f"event:{event_id}")
+    w = Work(s, event_id, event_cause(PAYMENTS, event_id))
     account = load_account(w, p.account_id)
     order = Order(order_id=p.order_id, account_id=p.account_id, server_id=p.server_id, kind=p.kind,
                   amount=p.amount, at=p.paid_at, months=p.months, plan_id=p.plan_id, status="applied")
@@ -117,7 +121,7 @@ def order_paid(s: Session, event_id: str, p: OrderPaid) -> dict:
         raise UnknownReference(f"server {p.server_id!r} is not known")
     if server.account_id != p.account_id:
         return _hold(w, order, "account_mismatch", p.amount, p.paid_at, None, p.server_id)
-    if server.state == "destroyed":
+    if life.retention_over(server, p.paid_at):  # R-PAY-4, E-6: gone at retain_until, swept or not
         return _hold(w, order, "server_destroyed", p.amount, p.paid_at, server, p.server_id)
     if "terminated" in server.stop_reasons:
         return _hold(w, order, "server_terminated", p.amount, p.paid_at, server, p.server_id)
@@ -200,14 +204,17 @@ def _upgrade(w: Work, server: Server, order: Order, p: OrderPaid) -> dict:
 def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
     """R-LIFE-5: an unsubscription/refund: the gateway's amount is recorded as paid back and the
     server is terminated now (termination_reason `unsubscribed`)."""
-    w = Work(s, event_id, f"event:{event_id}")
+    w = Work(s, event_id, event_cause(PAYMENTS, event_id))
     order = s.order(p.order_id)
     if order is None:
         raise UnknownReference(f"order {p.order_id!r} is not known")
+    if order.account_id != p.account_id or order.server_id != p.server_id:
+        # held on the named account if it exists, else on the order's: a refund never creates an
+        # account (CONTRACT §1 creates them for new orders and top-ups only)
+        load_account(w, p.account_id if s.account(p.account_id) is not None else order.account_id)
+        return _hold(w, None, "order_mismatch", p.amount, p.refunded_at, None, p.server_id)
     account = load_account(w, p.account_id)
     server = w.server(p.server_id)
-    if order.account_id != p.account_id or order.server_id != p.server_id:
-        return _hold(w, None, "order_mismatch", p.amount, p.refunded_at, None, p.server_id)
     refunded_by_termination = server is not None and any(
         period.order_id == order.order_id and period.refunded for period in server.periods)
     if order.status == "refunded" or refunded_by_termination:
@@ -236,7 +243,7 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
 
 def account_topped_up(s: Session, event_id: str, p: AccountToppedUp) -> dict:
     """R-PAY-7: a top-up adds to the balance; back to >= 0 it resumes arrears-only servers."""
-    w = Work(s, event_id, f"event:{event_id}")
+    w = Work(s, event_id, event_cause(PAYMENTS, event_id))
     account = load_account(w, p.account_id)
     change_balance(w, p.amount, p.topped_up_at, kind="top_up", rule="R-PAY-7")
     w.save()

@@ -13,7 +13,8 @@ from ..store import session as store
 from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt, parse_rfc3339, store_key
-from ..webhooks.envelope import Payload, Time
+from . import rules
+from ..domain.types import Payload, Time
 
 ANNOUNCE_CHUNK = 100  # accounts per background task: a few seconds of work, a message far below 256 KB
 
@@ -22,13 +23,13 @@ class PriceVersionBody(Payload):
     monthly_price: int = Field(ge=0, le=10**12)
     hourly_price: int = Field(ge=0, le=10**12)
     effective_from: Time
-    at: Optional[str] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
+    at: Optional[Time] = Field(default=None, description="RFC 3339 business time; honoured only where ALLOW_CLOCK_OVERRIDE=1")
 
 
 def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> dict:
     """A new price version; one with the same effective_from replaces it (a correction). A future
-    version is announced to every account with a server on the plan (R-NOTE-2), by background work
-    queued here; a past one is not."""
+    version is announced to the accounts it affects (R-NOTE-2, E-7), by background work queued here; a
+    past one is not."""
     version = PriceVersion(monthly_price=body.monthly_price, hourly_price=body.hourly_price,
                            effective_from=body.effective_from)
     def change(s: Session, _attempt: int) -> Plan:
@@ -44,8 +45,9 @@ def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime) -> di
 
 
 def affected_accounts(plan_id: str) -> list[str]:
-    """R-NOTE-2: the accounts told about a future price of the plan."""
-    return sorted({row.account_id for row in store.servers_on_plan(plan_id)})
+    """R-NOTE-2, E-7: the accounts told about a future price of the plan."""
+    return rules.accounts_to_announce(
+        (row.account_id, row.state, bool(row.terminated)) for row in store.servers_on_plan(plan_id))
 
 
 def _queue_announcements(plan_id: str, version: PriceVersion, now: datetime) -> int:

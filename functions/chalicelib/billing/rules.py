@@ -104,8 +104,10 @@ def open_segment(segments: list[PaygSegment], at: datetime) -> None:
 
 # ---- refunds (R-LIFE-5, R-LIFE-6) -------------------------------------------------------------
 def months_used(start: datetime, at: datetime) -> int:
-    """Months counted from the period's start, a started month counting as whole (T7.3.4)."""
-    if at <= start:
+    """Months counted from the period's start, a started month counting as whole (T7.3.4). E-3: the
+    months started at `at`: at the start instant the first month has started (1), exactly one
+    month later the second (2)."""
+    if at < start:
         return 0
     used = 1
     while add_months(start, used) <= at:
@@ -155,3 +157,11 @@ REFUND_RULES = {
 def termination_refund(reason: str, periods: Iterable[Period], at: datetime) -> int:
     rule = REFUND_RULES[reason]
     return rule(list(periods), at) if rule else 0
+
+
+# ---- price-change announcements (R-NOTE-2) -----------------------------------------------------
+def accounts_to_announce(servers: Iterable[tuple[str, str, bool]]) -> list[str]:
+    """E-7 (R-NOTE-2): "the accounts they affect" are those with at least one server on the plan
+    that is neither terminated nor destroyed. `servers` are (account_id, state, terminated)."""
+    return sorted({account_id for account_id, state, terminated in servers
+                   if state != "destroyed" and not terminated})

@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Callable, Protocol
 
+from .. import observability
 from ..domain.records import ClusterAction
 from ..errors import Conflict, NotFound
 from ..settings import get_settings
@@ -82,6 +83,7 @@ def run_for_server(server_id: str, performer: Performer = perform, sleep: Callab
         if action.status not in ("pending", "failed"):
             continue
         counts["ran"] += 1
+        observability.bind(action_id=action.action_id, server_id=server_id, kind=action.kind)
         error = _attempt(action, performer, sleep)
         action.attempts += 1
         if error is None:
@@ -93,6 +95,7 @@ def run_for_server(server_id: str, performer: Performer = perform, sleep: Callab
             counts["failed"] += 1
             counts["dead"] += action.status == "dead"
         _save(row, action)
+        observability.cluster_action_finished(action.status, error)
         if error is not None:
             break
     return counts
@@ -103,6 +106,8 @@ def drain(performer: Performer = perform, sleep: Callable[[float], None] = time.
     store.ensure_configured()
     servers = sorted({row.server_id for row in m.ClusterActionRow.by_open.query("open")})
     totals = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0}
+    if not get_settings().cluster_actions_inline:
+        return {**totals, "queued": _wake(servers)}
     for server_id in servers:
         for key, value in run_for_server(server_id, performer, sleep).items():
             totals[key] += value
@@ -131,10 +136,19 @@ def replay(action_id: str, performer: Performer = perform, sleep: Callable[[floa
         raise Conflict(f"action {action_id!r} is {action.status}, not dead")
     action.status, action.attempts = "pending", 0
     _save(row, action)
-    result = run_for_server(action.server_id, performer, sleep)
+    result = run_for_server(action.server_id, performer, sleep) if get_settings().cluster_actions_inline else {
+        "ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "queued": _wake([action.server_id])}
     final = ClusterAction.model_validate(m.ClusterActionRow.get(action.server_id, action_id, consistent_read=True).doc)
     return {**result, "action": {"id": final.action_id, "server_id": final.server_id, "kind": final.kind,
                                  "status": final.status, "attempts": final.attempts, "error": final.error}}
+
+
+def _wake(server_ids: list[str]) -> int:
+    """Hand the servers' open actions to the `cluster_actions` function through its queue."""
+    from . import queue
+
+    queue.wake(server_ids)
+    return len(server_ids)
 
 
 def from_queue_message(body: str, performer: Performer = perform) -> dict:

@@ -21,7 +21,11 @@ def request(s: Session, server_id: str, kind: str, at: datetime, cause: str) -> 
 
 
 def announce(actions: list[ClusterAction]) -> None:
-    if not actions:
+    wake(sorted({a.server_id for a in actions}))
+
+
+def wake(server_ids: list[str]) -> None:
+    if not server_ids:
         return
     from .. import aws
     from ..settings import get_settings
@@ -29,7 +33,8 @@ def announce(actions: list[ClusterAction]) -> None:
     try:
         url = aws.queue_url(get_settings().queue_name)
         sqs = aws.client("sqs")
-        for server_id in sorted({a.server_id for a in actions}):
+        for server_id in server_ids:
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"server_id": server_id}))
     except Exception:  # noqa: BLE001 - the recorded action is picked up by the next drain
-        log.exception("announcing %d cluster actions failed; they stay pending", len(actions))
+        log.exception("waking the cluster-action worker for %d servers failed; their actions stay pending",
+                      len(server_ids))

@@ -87,15 +87,20 @@ def filing_clock_start(events: Iterable[FilingEvent]) -> datetime | None:
     The first submission ever if the filing was never withdrawn, else the first submission
     after the last withdrawal. A rejection and resubmission stay in the same attempt
     (reading, see ``ATTEMPT_ENDING_KINDS``). Events are taken in time order (stable on input
-    order for ties). ``None`` if the final attempt has no submission.
+    order for ties). E-4: when no submission follows the last withdrawal, the last submission
+    before it. ``None`` only if there is no submission at all.
     """
     start: datetime | None = None
+    last_submission: datetime | None = None
     for event in _in_time_order(events):
         if event.kind in ATTEMPT_ENDING_KINDS:
             start = None
-        elif event.kind == "submitted" and start is None:
-            start = event.at
-    return start
+        elif event.kind == "submitted":
+            last_submission = event.at
+            if start is None:
+                start = event.at
+    # E-4: withdrawn with no submission since: the time counts from the last submission (P-II(1))
+    return start if start is not None else last_submission
 
 
 def approved_at(events: Iterable[FilingEvent]) -> datetime | None:

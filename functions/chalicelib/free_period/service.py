@@ -6,6 +6,7 @@ from datetime import datetime
 
 from ..billing import rules as billing_rules
 from ..domain.records import FreePeriod, Server
+from ..domain.types import TICKETING, event_cause
 from ..errors import InvalidPayload, UnknownReference
 from ..lifecycle import effects
 from ..lifecycle import rules as life
@@ -98,7 +99,8 @@ def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, 
     start, approved = rules.filing_clock_start(events), rules.approved_at(events)
     facts = rules.EligibilityFacts(
         application_server_id=ticket["server_id"], filing_server_id=filing["server_id"],
-        filing_approved=approved is not None, filing_is_change=bool(filing.get("is_change")),
+        # an approval with no submission before it (times out of order) approves no filing time
+        filing_approved=approved is not None and start is not None, filing_is_change=bool(filing.get("is_change")),
         other_first_filing_approved_before=_other_first_filing_before(filing, approved),
         billing_mode=server.billing_mode, region=server.region,
         already_granted=server.free_period is not None and server.free_period.decision == "granted",
@@ -177,13 +179,13 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
     else:
         days = _convert(s, verdict["days"], verdict["old_plan"], verdict["new_plan"], verdict["approved_at"])
         before = server.expires_at
-        server.expires_at = life.add_free_days(before, days)
         server.free_period = FreePeriod(decision="granted", days=days, due_by=due, granted_at=p.accepted_at,
                                         ticket_id=p.ticket_id)
-        if "expired" in server.stop_reasons and server.expires_at > p.accepted_at:
-            effects.lift(s, server, "expired", p.accepted_at, f"event:{event_id}")
+        # R-FREE-4, E-5: a future end lifts `expired`; a still-past one moves the retention with it
+        if life.move_expiry(server, life.add_free_days(before, days), p.accepted_at):
+            effects.lift(s, server, "expired", p.accepted_at, event_cause(TICKETING, event_id))
         effects.ledger(s, server, server.account_id, at=p.accepted_at, kind="free_period", rule="R-FREE-4",
-                       cause=f"event:{event_id}", event_id=event_id, expires_at_before=before,
+                       cause=event_cause(TICKETING, event_id), event_id=event_id, expires_at_before=before,
                        expires_at_after=server.expires_at, note=f"{days} free days, no cash value (R-PAY-9)")
         outbox.record(s, kind="free_period_granted", account_id=server.account_id, server_id=server.server_id,
                       cause=f"free_period#{p.ticket_id}", at=p.accepted_at,

@@ -7,6 +7,7 @@ from datetime import datetime
 from ..billing import rules as billing_rules
 from ..clusters import queue as cluster_queue
 from ..domain.records import Account, HistoryEvent, LedgerRow, Server
+from ..errors import InvalidPayload
 from ..notify import outbox
 from ..store.session import Session
 from ..timeutil import fmt, store_key
@@ -16,6 +17,10 @@ from . import rules
 def save_server(s: Session, server: Server) -> None:
     """Persist with the keys of the sweep's due index and the metering index kept in step."""
     rules.refresh(server)
+    beyond = rules.unstorable(server)
+    if beyond:  # the whole unit of work is dropped: nothing changes (CONTRACT §6)
+        raise InvalidPayload(f"this change would put the server's {beyond} outside 2000-01-01 .. 2199-12-31",
+                             [beyond.split()[-1]])
     meter_at = None
     if server.billing_mode == "payg" and server.state != "destroyed":
         meter_at = billing_rules.next_unbilled_hour(server.payg_segments)
@@ -39,7 +44,7 @@ def stop(s: Session, server: Server, reason: str, at: datetime, cause: str) -> b
         billing_rules.close_segment(server.payg_segments, at)
         cluster_queue.request(s, server.server_id, "stop", at, cause)
         outbox.record(s, kind="stopped", account_id=server.account_id, server_id=server.server_id,
-                      cause=f"stopped#{reason}#{store_key(at)}", at=at,
+                      cause=f"stopped#{reason}#{store_key(at)}#{cause}", at=at,  # trigger included: see arrears
                       details={"reason": rules.strongest_reason(server.stop_reasons),
                                "retain_until": fmt(server.retain_until)})
     return went_stopped

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ..domain.records import Server
-from ..timeutil import add_days, local_date, local_midnight
+from ..timeutil import EARLIEST, LATEST, add_days, local_date, local_midnight
 
 # R-LIFE-2 / R-LIFE-2b: strongest first; who may lift it; whether it starts the retention clock (R-LIFE-3).
 STOP_REASONS = {
@@ -36,11 +36,15 @@ def state_of(server: Server) -> str:
 
 def retention_start(server: Server) -> Optional[datetime]:
     """R-LIFE-3: when the service ended, for the retention clock. None while an operator holds the
-    server (data is kept) or while nothing that starts retention holds. (reading) After an operator
+    server (data is kept) or while nothing that starts retention holds; E-1: a termination under a
+    hold starts the clock at the termination. (reading) After an operator
     hold is lifted, the clock counts from the later of the end and the lift, so the hold never eats
     into the customer's seven days."""
     reasons = server.stop_reasons
-    if not reasons or any(r in OPERATOR_REASONS for r in reasons):
+    held = any(r in OPERATOR_REASONS for r in reasons)
+    if "terminated" in reasons and (held or (server.hold_lifted_at and server.hold_lifted_at > reasons["terminated"])):
+        return reasons["terminated"]  # E-1: terminated under a hold: the clock starts at the termination
+    if not reasons or held:
         return None
     starts = [since for r, since in reasons.items() if STOP_REASONS[r][2]]
     if not starts:
@@ -98,32 +102,40 @@ def is_package(server: Server) -> bool:
     return server.billing_mode in ("monthly", "trial")
 
 
+def calendar_applies(server: Server) -> bool:
+    """E-2 (R-PAY-8, R-LIFE-1): the package calendar (reminder, expiry) runs for every package server
+    that is neither destroyed nor terminated, whatever else holds it, until it has expired."""
+    return (is_package(server) and server.expires_at is not None and server.state != "destroyed"
+            and "terminated" not in server.stop_reasons and "expired" not in server.stop_reasons)
+
+
+def _reminder_owed(server: Server) -> bool:
+    """R-PAY-8: one reminder per expiry date, for monthly packages."""
+    return server.billing_mode == "monthly" and server.reminded_for != server.expires_at
+
+
 def next_due(server: Server) -> Optional[datetime]:
-    """When the daily sweep must next look at this server (the sparse due-date index), or None."""
+    """When the daily sweep must next look at this server (the sparse due-date index), or None:
+    the earlier of its calendar (E-2: held servers too) and its retention."""
     if server.state == "destroyed":
         return None
-    if server.state == "active":
-        if not is_package(server) or server.expires_at is None:
-            return None
-        remind_at = server.expires_at - REMINDER_LEAD
-        if server.reminded_for != server.expires_at and server.billing_mode == "monthly":
-            return remind_at
-        return server.expires_at
-    if server.retain_until is None:
-        return None
-    if server.warned_for != server.retain_until:
-        return server.retain_until - WARNING_LEAD
-    return server.retain_until
+    due = []
+    if calendar_applies(server):
+        due.append(server.expires_at - REMINDER_LEAD if _reminder_owed(server) else server.expires_at)
+    if server.state == "stopped" and server.retain_until is not None:
+        due.append(server.retain_until - WARNING_LEAD if server.warned_for != server.retain_until
+                   else server.retain_until)
+    return min(due) if due else None
 
 
 def sweep_steps(server: Server, now: datetime) -> list[SweepStep]:
-    """R-PAY-8, R-LIFE-1, R-LIFE-3, R-LIFE-4: what the sweep at `now` does to this server, in order."""
+    """R-PAY-8, R-LIFE-1, E-2: what the calendar owes this server at `now`: a reminder, or the expiry
+    (which adds `expired` beside any hold, R-LIFE-2b). Retention follows in `retention_steps`."""
     steps: list[SweepStep] = []
-    if server.state == "active" and is_package(server) and server.expires_at is not None:
+    if calendar_applies(server):
         if server.expires_at <= now:
             steps.append(SweepStep("expire", server.expires_at))
-        elif (server.billing_mode == "monthly" and server.expires_at - REMINDER_LEAD <= now
-              and server.reminded_for != server.expires_at):
+        elif server.expires_at - REMINDER_LEAD <= now and _reminder_owed(server):
             steps.append(SweepStep("remind", now))
     return steps
 
@@ -137,6 +149,38 @@ def retention_steps(server: Server, now: datetime) -> list[SweepStep]:
     if server.retain_until - WARNING_LEAD <= now and server.warned_for != server.retain_until:
         return [SweepStep("warn", now)]
     return []
+
+
+def unstorable(server: Server) -> Optional[str]:
+    """CONTRACT §6: the first of the server's dates, or the retention its expiry would bring, that falls
+    outside the range the system stores and shows (2000–2199), or None. Checked before every save, so a
+    time whose consequences fall outside is refused when it arrives instead of breaking the views."""
+    dates = {"expires_at": server.expires_at, "retain_until": server.retain_until,
+             "retention after expires_at": retain_until(server.expires_at) if server.expires_at else None}
+    for name, value in dates.items():
+        if value is not None and not EARLIEST <= value < LATEST:
+            return name
+    return None
+
+
+def retention_over(server: Server, at: datetime) -> bool:
+    """E-6 (R-PAY-3, R-LIFE-3, R-PAY-4): the data is gone at `retain_until` by business time, whether
+    or not the destroying sweep has run yet."""
+    return server.state == "destroyed" or (server.retain_until is not None and at >= server.retain_until)
+
+
+def move_expiry(server: Server, expires_at: datetime, at: datetime) -> bool:
+    """E-5 (R-FREE-4, R-LIFE-3): a new `expires_at` for a server stopped as `expired` moves its end.
+    True when the new end is after `at` (the caller lifts `expired`); otherwise it stays stopped and
+    the retention counts from the new end's local date."""
+    server.expires_at = expires_at
+    if "expired" not in server.stop_reasons:
+        return False
+    if expires_at > at:
+        return True
+    server.stop_reasons["expired"] = expires_at
+    refresh(server)
+    return False
 
 
 def add_free_days(expires_at: datetime, days: int) -> datetime:

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from typing import Callable
 
+from .. import observability
 from ..background import sharded
 from ..notify import outbox
 from ..store import models as m
@@ -63,6 +64,7 @@ def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] 
     index itself is the checkpoint. A server whose change fails is counted in `errors` and named in
     `error_ids`; it stays due, so the next run tries it again, and this one goes on with the others."""
     cause = sharded.run_id("expiry", now)
+    observability.bind(run_id=cause, shard=shard)
     summary = {"now": fmt(now), "shard": shard, "visited": 0, "read": 0, "errors": 0, "error_ids": [],
                "remind": 0, "expire": 0, "warn": 0, "destroy": 0}
 
@@ -82,6 +84,7 @@ def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] 
     done, cursor = sharded.walk(lambda start: store.due_rows(now, shard, last_key=start), visit_row,
                                 should_stop, after)
     summary.update(complete=done, next=cursor)
+    observability.sweep_finished("expiry", summary)  # per piece: the run's counts are the sum of its pieces
     return summary
 
 

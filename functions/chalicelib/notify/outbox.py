@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import datetime
 
+from .. import observability
 from ..domain.records import Notification
 from ..store.session import Session
 
@@ -44,5 +45,7 @@ def publish(notes: list[Notification]) -> None:
             sns.publish(TopicArn=arn, Subject=note.kind, Message=json.dumps(note.model_dump(mode="json")),
                         MessageAttributes={"kind": {"DataType": "String", "StringValue": note.kind}})
             m.NotificationRow(note.target, note.cause).update(actions=[m.NotificationRow.status.set("sent")])
+            observability.notification_sent(True)
         except Exception:  # noqa: BLE001
+            observability.notification_sent(False)
             log.exception("publishing %s for %s failed", note.kind, note.target)

@@ -12,7 +12,7 @@ from ..errors import Conflict, NotFound
 from ..lifecycle import effects
 from ..lifecycle import rules as life
 from ..store import unit
-from ..webhooks.envelope import Payload
+from ..domain.types import Payload, Time
 from . import views
 
 
@@ -22,24 +22,24 @@ AT = Field(default=None, description="RFC 3339 business time; honoured only wher
 class SuspendBody(Payload):
     reason: Literal["violation", "security_incident"]
     note: Optional[str] = Field(default=None, max_length=2000)
-    at: Optional[str] = AT
+    at: Optional[Time] = AT
 
 
 class ResumeBody(Payload):
     note: Optional[str] = Field(default=None, max_length=2000)
-    at: Optional[str] = AT
+    at: Optional[Time] = AT
 
 
 class TerminateBody(Payload):
     reason: Literal["user_closed", "replaced", "breach", "security_incident", "provider_announcement", "consensus"]
     note: Optional[str] = Field(default=None, max_length=2000)
-    at: Optional[str] = AT
+    at: Optional[Time] = AT
 
 
 class ViolationBody(Payload):
     flag: bool
     note: Optional[str] = Field(default=None, max_length=2000)
-    at: Optional[str] = AT
+    at: Optional[Time] = AT
 
 
 def _run(change):

@@ -6,6 +6,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..domain.types import Time
+
 
 class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -115,8 +117,8 @@ class DeadLetters(BaseModel):
 
 
 class SweepBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    now: Optional[str] = Field(default=None, description="RFC 3339; honoured only where ALLOW_CLOCK_OVERRIDE=1")
+    model_config = ConfigDict(extra="ignore", strict=True)
+    now: Optional[Time] = Field(default=None, description="RFC 3339; honoured only where ALLOW_CLOCK_OVERRIDE=1")
 
 
 class SweepAnswer(Open):

@@ -7,7 +7,7 @@ from ..lifecycle import rules as life
 from ..notify.outbox import target_of
 from ..store import session as store
 from ..store.session import Session
-from ..timeutil import fmt, parse_rfc3339
+from ..timeutil import fmt, parse_stored  # a view shows what is stored, never refuses it
 
 _TIME_FIELDS = ("at", "expires_at_before", "expires_at_after")
 
@@ -16,21 +16,21 @@ def _ledger_row(doc: dict) -> dict:
     row = {k: v for k, v in doc.items() if k not in ("cause",)}
     for key in _TIME_FIELDS:
         if row.get(key):
-            row[key] = fmt(parse_rfc3339(row[key]))
+            row[key] = fmt(parse_stored(row[key]))
     return row
 
 
 def ledger_rows(docs: list[dict]) -> list[dict]:
-    return [_ledger_row(d) for d in sorted(docs, key=lambda d: (parse_rfc3339(d["at"]), d.get("cause", "")))]
+    return [_ledger_row(d) for d in sorted(docs, key=lambda d: (parse_stored(d["at"]), d.get("cause", "")))]
 
 
 def notifications(target: str) -> list[dict]:
-    docs = sorted(store.notifications_for(target), key=lambda d: (parse_rfc3339(d["at"]), d["cause"]))
+    docs = sorted(store.notifications_for(target), key=lambda d: (parse_stored(d["at"]), d["cause"]))
     return [_notification(d) for d in docs]
 
 
 def _notification(doc: dict) -> dict:
-    return {"kind": doc["kind"], "at": fmt(parse_rfc3339(doc["at"])), "cause": doc["cause"], **doc.get("details", {})}
+    return {"kind": doc["kind"], "at": fmt(parse_stored(doc["at"])), "cause": doc["cause"], **doc.get("details", {})}
 
 
 def server_view(server: Server) -> dict:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 
-from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute,
+)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
@@ -35,7 +37,8 @@ class MeterIndex(GlobalSecondaryIndex):
 
 
 class PlanIndex(GlobalSecondaryIndex):
-    Meta = _index("by_plan", IncludeProjection(["account_id"]))
+    # E-7: the announcement picks accounts by the state of their servers, so the index carries it
+    Meta = _index("by_plan", IncludeProjection(["account_id", "state", "terminated"]))
     plan_id = UnicodeAttribute(hash_key=True)
 
 
@@ -45,6 +48,7 @@ class ServerRow(Model):
     account_id = UnicodeAttribute()
     plan_id = UnicodeAttribute()
     state = UnicodeAttribute()
+    terminated = BooleanAttribute(null=True)
     due_shard = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
     meter_shard = UnicodeAttribute(null=True)

@@ -70,6 +70,15 @@ def _doc(record) -> dict:
     return record.model_dump(mode="json", exclude_none=True)
 
 
+def ledger_row_id(at: datetime, cause: str, server_id: str | None, seq: int) -> str:
+    """The ledger's sort key: time first (the ledger is read and paged in time order), then the cause
+    (which names the sender for events), the server (one run's cause spans many servers) and the row's
+    place in its change. Each part after the time is length-prefixed, so no two different
+    (cause, server, seq) can spell the same key whatever characters they hold."""
+    parts = (cause, server_id or "", f"{seq:03d}")
+    return store_key(at) + "".join(f"#{len(part)}:{part}" for part in parts)
+
+
 @dataclass
 class EventMarker:
     key: str
@@ -160,7 +169,7 @@ class Session:
     def put_server(self, server: Server, due_at: datetime | None, meter_at: datetime | None) -> None:
         row = self._versioned(
             m.ServerRow, server.server_id, account_id=server.account_id, plan_id=server.plan_id,
-            state=server.state, doc=_doc(server),
+            state=server.state, terminated="terminated" in server.stop_reasons, doc=_doc(server),
             due_shard=shard_of(server.server_id) if due_at else None,
             due_at=store_key(due_at) if due_at else None,
             # by account: one worker meters all of an account's servers, so no two race on its balance
@@ -183,8 +192,7 @@ class Session:
 
     def add_ledger(self, row: LedgerRow) -> None:
         self._ledger_seq = getattr(self, "_ledger_seq", 0) + 1
-        # the server is in the key: one run's cause (a metering hour, a sweep) spans many servers
-        row_id = f"{store_key(row.at)}#{row.cause}#{row.server_id or '-'}#{self._ledger_seq:03d}"
+        row_id = ledger_row_id(row.at, row.cause, row.server_id, self._ledger_seq)
         model = m.LedgerRowModel(row.account_id, row_id, server_id=row.server_id, doc=_doc(row))
         self._writes.append(("save", model, m.LedgerRowModel.row_id.does_not_exist()))
 

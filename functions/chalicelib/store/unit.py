@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
+from .. import observability
 from ..errors import ConcurrentUpdate
 from .session import Session
 
@@ -14,6 +15,7 @@ def after_commit(s: Session) -> None:
     from ..clusters import queue as cluster_queue
     from ..notify import outbox
 
+    observability.notifications_recorded(len(s.notifications))
     outbox.publish(s.notifications)
     cluster_queue.announce(s.actions)
 

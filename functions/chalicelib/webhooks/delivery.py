@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import observability
 from ..errors import ConcurrentUpdate, EventIdReused, EventInProgress, InvalidPayload
 from pynamodb.exceptions import TransactGetError
 
@@ -27,11 +28,13 @@ class EventType:
     apply: Callable[[Session, str, object], dict]
 
 
+@observability.observe_delivery
 def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType],
             headers: dict, body: bytes, now_unix: float | None = None) -> dict:
     envelope.check_transport(headers.get("content-type"), body)
     signature.verify(headers.get("x-signature"), body, secrets, time.time() if now_unix is None else now_unix)
     env, raw = envelope.parse_envelope(body)
+    observability.bind(event_id=env.id, event_type=env.type)
     event_type = types.get(env.type)
     if event_type is None:
         raise InvalidPayload(f"unknown event type {env.type!r}; expected one of {sorted(types)}", ["type"])

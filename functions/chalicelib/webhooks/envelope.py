@@ -4,30 +4,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from typing import Annotated
+from pydantic import Field, ValidationError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-
+from ..domain.limits import loads_object
+from ..domain.types import Id, Payload, Time  # noqa: F401 - Payload and Time re-exported for older imports
 from ..errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
-from ..timeutil import check_range
-
-# An RFC 3339 time with an offset, inside the years the system can store and show (2000–2199).
-Time = Annotated[AwareDatetime, AfterValidator(check_range)]
 
 MAX_BODY = 256 * 1024
 
 
-class Payload(BaseModel):
-    """Base of every `data` model: JSON-strict (no "100" for 100), unknown fields ignored."""
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-    def missing_fields(self) -> list[str]:
-        """Fields required only in some cases (checked after the types)."""
-        return []
-
-
 class Envelope(Payload):
-    id: str = Field(min_length=1, max_length=200)
+    id: Id
     type: str = Field(min_length=1)
     created_at: Time
     data: dict[str, Any]
@@ -46,12 +33,7 @@ def check_transport(content_type: str | None, body: bytes) -> None:
 
 
 def parse_envelope(body: bytes) -> tuple[Envelope, Any]:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayload("body is not JSON", ["body"]) from None
-    if not isinstance(value, dict):
-        raise InvalidPayload("body must be a JSON object", ["body"])
+    value = loads_object(body)
     try:
         return Envelope.model_validate_json(body), value
     except ValidationError as exc:

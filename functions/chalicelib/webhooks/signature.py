@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from ..errors import InvalidSignature, StaleSignature
 
 TOLERANCE_SECONDS = 300
+# `t` is plain ASCII digits without leading zeros: int() alone would also take "017…", "+17…", " 17…",
+# "1_7…" and other scripts' digits, so one signed time could be written several ways.
+_UNIX_TIME = re.compile(r"0|[1-9][0-9]{0,11}")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -23,10 +27,9 @@ def _parse(header: str | None) -> tuple[int, list[str]]:
         if not sep:
             raise InvalidSignature("X-Signature header is malformed")
         if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise InvalidSignature("X-Signature t is not a unix time") from None
+            if not _UNIX_TIME.fullmatch(value):
+                raise InvalidSignature("X-Signature t is not a unix time (plain digits)")
+            timestamp = int(value)
         elif key == "v1":
             candidates.append(value.strip().lower())
     if timestamp is None or not candidates:

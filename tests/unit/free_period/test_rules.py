@@ -96,8 +96,13 @@ def test_R_FREE_1_several_withdrawals_use_last_one():
     assert filing_clock_start(events) == d(4)
 
 
-def test_R_FREE_1_no_submission_after_last_withdrawal_is_none():
-    assert filing_clock_start([ev("submitted", d(0)), ev("withdrawn", d(1))]) is None
+def test_E_4_no_submission_after_last_withdrawal_counts_from_the_last_submission_before_it():
+    """E-4 (R-FREE-1): before E-4 this answered None (and the day count raised TypeError)."""
+    assert filing_clock_start([ev("submitted", d(0)), ev("withdrawn", d(1))]) == d(0)
+    events = [ev("submitted", d(0)), ev("rejected", d(2)), ev("submitted", d(3)), ev("withdrawn", d(4)),
+              ev("approved", d(9))]
+    assert filing_clock_start(events) == d(3)
+    assert free_days(filing_clock_start(events), approved_at(events)) == 6
     assert filing_clock_start([]) is None
     assert filing_clock_start([ev("rejected", d(1))]) is None
 
@@ -105,8 +110,9 @@ def test_R_FREE_1_no_submission_after_last_withdrawal_is_none():
 def test_R_FREE_1_ties_keep_input_order():
     # withdrawal then submission at the same instant: the submission opens the final attempt
     assert filing_clock_start([ev("submitted", d(0)), ev("withdrawn", d(2)), ev("submitted", d(2))]) == d(2)
-    # submission then withdrawal at the same instant: nothing left in the final attempt
-    assert filing_clock_start([ev("submitted", d(0)), ev("submitted", d(2)), ev("withdrawn", d(2))]) is None
+    # submission then withdrawal at the same instant: nothing left in the final attempt, so (E-4) the
+    # last submission before the withdrawal counts
+    assert filing_clock_start([ev("submitted", d(0)), ev("submitted", d(2)), ev("withdrawn", d(2))]) == d(2)
 
 
 def test_R_FREE_1_approved_at_is_last_approval_or_none():
