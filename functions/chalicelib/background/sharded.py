@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterator
 
+from .. import observability
 from ..store import runs
 from ..store import session as store
 from ..timeutil import fmt, parse_rfc3339, store_key
@@ -71,6 +72,7 @@ def whole_run(kind: str, now: datetime, run_shard: Callable, should_stop: Callab
         done.append(shard)
     total["complete"] = len(done) == store.SHARDS
     runs.add(total["run_id"], kind, now, total, shards=store.SHARDS, shards_done=done)
+    observability.sweep_finished(kind, total)
     return total
 
 
@@ -95,6 +97,7 @@ def _piece(kind: str, args: dict, budget) -> dict:
     piece = run_shard(now, shard, budget.should_stop, after=args.get("after"))
     runs.add(run_id(kind, now), kind, now, piece, shards=store.SHARDS,
              shards_done=[shard] if piece["complete"] else [])
+    observability.sweep_finished(kind, piece)  # per piece: the run's counts are the sum of its pieces
     if not piece["complete"]:
         # recorded first: if queueing fails, SQS delivers this message again and the index skips what is done
         enqueue(f"{kind}_shard", now=args["now"], shard=shard, after=piece["next"], piece=args.get("piece", 1) + 1)
