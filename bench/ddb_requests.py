@@ -2,7 +2,11 @@
 BaseClient._make_api_call, so PynamoDB's own clients are included), plus other AWS calls (SNS/SQS).
 
 Target (the issue): one DynamoDB transaction plus at most one read per webhook, i.e.
-TransactWriteItems <= 1, reads (TransactGetItems/GetItem/Query/Scan/BatchGetItem) <= 1, no other writes."""
+TransactWriteItems <= 1, reads (TransactGetItems/GetItem/Query/Scan/BatchGetItem) <= 1, no other writes.
+
+Then metering (issue 9): DynamoDB requests per payg server per run, as the marginal cost of 100 more
+payg servers on 20 accounts (so the fixed per-shard queries do not count; target <= 1.5), and the
+requests of a top-up that crosses zero on an account with 120 payg servers (all resumed before it answers)."""
 from __future__ import annotations
 
 import time
@@ -60,12 +64,88 @@ def busy_account(n: int):
     return setup, measured
 
 
+def _payg(api, account: str, server: str, amount: int, at: str = "2026-01-01T00:00:00+08:00") -> None:
+    status, body = api.pay(c.envelope("order.paid", c.order_paid(
+        f"ord-{server}", account, server, "new", at, amount, billing_mode="payg", plan_id="std",
+        region="cn-north-1")))
+    assert status == 200, body
+
+
+def _meter(api, counter, now: str) -> tuple[dict, int, c.Counter, c.Counter]:
+    counter.reset()
+    status, body = api.ops("POST", "/ops/sweeps/metering", {"now": now})
+    assert status == 200 and body["errors"] == 0, body
+    ddb, other = counter.snapshot()
+    return body, sum(ddb.values()), ddb, other
+
+
+def metering_figures(api, counter) -> None:
+    """20 accounts with 5 payg servers each, metered; then 5 more each (100 more), metered again: the
+    difference in DynamoDB requests over 100 is the marginal cost per payg server."""
+    accounts = [f"acc-m{i:02d}" for i in range(20)]
+    for a in accounts:
+        for j in range(5):
+            _payg(api, a, f"srv-{a}-{j}", 100_000 if j == 0 else 0)
+    first, n1, ddb1, _ = _meter(api, counter, "2026-01-01T00:30:00+08:00")
+    for a in accounts:
+        for j in range(5, 10):
+            _payg(api, a, f"srv-{a}-{j}", 0)
+    second, n2, ddb2, _ = _meter(api, counter, "2026-01-01T01:30:00+08:00")
+    marginal = (n2 - n1) / 100
+    print(f"\nmetering {first['servers']} payg servers on 20 accounts: {n1} DynamoDB requests ({c.fmt_ops(ddb1)})")
+    print(f"metering {second['servers']} payg servers on 20 accounts: {n2} DynamoDB requests ({c.fmt_ops(ddb2)})")
+    print(f"marginal: {marginal:.2f} requests per payg server (target <= 1.5; 3.00 before issue 9)")
+    c.summary("ddb_requests", "metering: requests per payg server (marginal, 100 more servers on 20 accounts)",
+              f"{marginal:.2f}", "<= 1.5", marginal <= 1.5)
+    # the worst case for one transaction per account: 100 more accounts with one payg server each
+    for i in range(100):
+        _payg(api, f"acc-one{i:03d}", f"srv-one{i:03d}", 1000)
+    third, n3, ddb3, _ = _meter(api, counter, "2026-01-01T02:30:00+08:00")
+    single = (n3 - n2) / 100
+    print(f"metering {third['servers']} payg servers, 100 of them alone on their account: {n3} DynamoDB requests "
+          f"({c.fmt_ops(ddb3)}); marginal {single:.2f} per server")
+    c.summary("ddb_requests", "metering: requests per payg server (marginal, 100 more servers alone on 100 accounts)",
+              f"{single:.2f}", "<= 1.5", single <= 1.5)
+
+
+def crossing_figures(api, counter) -> None:
+    """An account with 120 payg servers goes into arrears by metering, then a top-up brings it back:
+    every server is resumed before the top-up answers."""
+    acc = "acc-x120"
+    for j in range(120):
+        _payg(api, acc, f"srv-x-{j:03d}", 0, "2026-01-02T00:00:00+08:00")
+    counter.reset()
+    status, body = api.ops("POST", "/ops/sweeps/metering", {"now": "2026-01-02T00:30:00+08:00"})
+    ddb_m, other_m = counter.snapshot()
+    counter.reset()
+    t0 = time.perf_counter()
+    status, body = api.pay(c.envelope("account.topped_up", {
+        "account_id": acc, "amount": 120 * 20, "topped_up_at": "2026-01-02T01:00:00+08:00"}))
+    ms = (time.perf_counter() - t0) * 1000
+    ddb, other = counter.snapshot()
+    assert status == 200 and body["outcome"]["account"]["balance"] == 0, body
+    _, view = api.ops("GET", f"/ops/servers/srv-x-119")
+    assert view["state"] == "active", view
+    items = ",".join(map(str, counter.txn_items))
+    print(f"\nmetering run that crosses zero (120 payg servers on one account): {sum(ddb_m.values())} DynamoDB "
+          f"requests ({c.fmt_ops(ddb_m)}) | {c.fmt_ops(other_m)}")
+    print(f"top-up crossing zero back (120 payg servers): {status}, {ms:.0f} ms, {sum(ddb.values())} DynamoDB "
+          f"requests ({c.fmt_ops(ddb)}; items per transaction {items}) | {c.fmt_ops(other)}")
+    c.summary("ddb_requests", "top-up crossing zero on an account with 120 payg servers: requests",
+              f"{sum(ddb.values())} DynamoDB ({c.fmt_ops(ddb)}) + {sum(other.values())} other AWS ({c.fmt_ops(other)})",
+              "all 120 resumed before it answers", status == 200 and view["state"] == "active")
+
+
 def meets(ops) -> bool:
     writes = sum(n for op, n in ops.items() if op not in READS and op != "TransactWriteItems")
     return ops.get("TransactWriteItems", 0) <= 1 and sum(ops.get(op, 0) for op in READS) <= 1 and writes == 0
 
 
 def main() -> int:
+    from infra.local.emulator import cheap_standard_queue_sends, one_backup_per_table
+
+    one_backup_per_table()  # as the local stack's emulator; the counts do not depend on it, only the time
+    cheap_standard_queue_sends()
     server, _ = c.start_emulator()
     c.quiet_app_logs()
     counter = c.CallCounter()
@@ -100,6 +180,8 @@ def main() -> int:
                 rows.append((label, ddb, ok))
                 print(f"{label:44} {status:>6}  {str(result):10} {'yes' if ok else 'NO':5} {items:>9} {ms:5.0f}  "
                       f"{c.fmt_ops(ddb)} | {c.fmt_ops(other)}  {decision}")
+            metering_figures(api, counter)
+            crossing_figures(api, counter)
     finally:
         server.stop()
     total = sum(sum(d.values()) for _, d, _ in rows)

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # (script, args, timeout seconds)
 BENCHES = [
-    ("ddb_requests.py", [], 90),
+    ("ddb_requests.py", [], 300),
     ("sweep_reads.py", [], 150),
     ("import_time.py", [], 90),
     ("package_size.py", [], 260),

@@ -50,6 +50,11 @@ class EventInProgress(ApiError):
     status, code = 409, "event_in_progress"
 
 
+class SettlementPending(EventInProgress):
+    """The change committed, but moving the account's servers after its arrears crossing did not finish:
+    a retry of the same call (a redelivery answers `duplicate`) or the next metering run finishes it."""
+
+
 class Conflict(ApiError):
     status, code = 409, "conflict"
 

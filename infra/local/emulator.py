@@ -1,4 +1,5 @@
-"""The local AWS emulator (moto), with DynamoDB requests serialised.
+"""The local AWS emulator (moto), with DynamoDB requests serialised (and two of moto's quadratic costs
+removed: table backups per transaction item, queue attributes per message sent).
 
 moto 5's TransactWriteItems copies each touched table up front and, when the transaction is cancelled,
 puts those copies back, undoing writes other threads committed meanwhile. Real DynamoDB has no such
@@ -6,15 +7,87 @@ window. Running the emulator's DynamoDB requests one at a time is one valid orde
 app's own races still show and the emulator's do not."""
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 
 _LOCK = threading.RLock()
 
 
+_BACKUPS = threading.local()
+
+
+def one_backup_per_table() -> None:
+    """moto 5's TransactWriteItems deep-copies a table once per *item* it touches (100 copies of the
+    same table for a 100-item transaction), which makes large transactions on large tables take seconds.
+    One copy per table and transaction is the same backup: the items of one transaction are applied
+    one after another, and the copy is taken before any of them (requests are serialised, see above)."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    if getattr(DynamoDBBackend.transact_write_items, "_one_backup", False):
+        return
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        _BACKUPS.copies = {}
+        try:
+            return original(self, transact_items)
+        finally:
+            _BACKUPS.copies = None
+
+    def __deepcopy__(self, memo):
+        copies = getattr(_BACKUPS, "copies", None)
+        if copies is not None and id(self) in copies:
+            return copies[id(self)]
+        clone = Table.__new__(Table)
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        if copies is not None:
+            copies[id(self)] = clone
+        return clone
+
+    transact_write_items._one_backup = True
+    DynamoDBBackend.transact_write_items = transact_write_items
+    Table.__deepcopy__ = __deepcopy__
+
+
+_SENDING = threading.local()
+
+
+def cheap_standard_queue_sends() -> None:
+    """moto 5 computes every attribute of a queue (three scans of all its messages) on each message sent,
+    only to read `ContentBasedDeduplication`, which a standard (non-FIFO) queue does not have; sends to
+    a queue holding thousands of messages then take quadratic time. While a standard queue is being sent
+    to, its attributes read as empty: the same answer to that one question."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(SQSBackend.send_message, "_cheap", False):
+        return
+    original_send, original_attributes = SQSBackend.send_message, Queue.attributes
+
+    def send_message(self, queue_name, *args, **kwargs):
+        _SENDING.standard = not self.get_queue(queue_name).fifo_queue
+        try:
+            return original_send(self, queue_name, *args, **kwargs)
+        finally:
+            _SENDING.standard = False
+
+    def attributes(self):
+        if getattr(_SENDING, "standard", False) and not self.fifo_queue:
+            return {}
+        return original_attributes.fget(self)
+
+    send_message._cheap = True
+    SQSBackend.send_message = send_message
+    Queue.attributes = property(attributes)
+
+
 def serialize_dynamodb() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
+    one_backup_per_table()
+    cheap_standard_queue_sends()
     if getattr(DynamoHandler.call_action, "_serialised", False):
         return
     original = DynamoHandler.call_action

@@ -67,7 +67,10 @@ def test_package_fits_lambda_limits(packaged):
 # below on purpose; `background_work` and `notification_retry` are checked from their policy files until
 # their functions exist in app.py, and from the packaged template once they do.
 LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
-TABLES_RW = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+# BatchGetItem and ConditionCheckItem: metering reads accounts and servers in batches, and an arrears
+# settlement's follow-up transactions check the account's version (R-PAY-7 over any number of servers)
+TABLES_RW = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+             "dynamodb:ConditionCheckItem", "dynamodb:Query"}
 WAKE = {"sqs:SendMessage", "sqs:GetQueueUrl"}
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 EXPECTED_ACTIONS = {

@@ -100,7 +100,7 @@ def _piece(kind: str, args: dict, budget) -> dict:
     observability.sweep_finished(kind, piece)  # per piece: the run's counts are the sum of its pieces
     if not piece["complete"]:
         # recorded first: if queueing fails, SQS delivers this message again and the index skips what is done
-        enqueue(f"{kind}_shard", now=args["now"], shard=shard, after=piece["next"], piece=args.get("piece", 1) + 1)
+        enqueue(f"{kind}_shard", now=args["now"], shard=shard, after=piece.get("next"), piece=args.get("piece", 1) + 1)
     return piece
 
 

@@ -1,6 +1,7 @@
 """The hourly pay-as-you-go metering (R-PAY-6, R-PAY-7): charges every started, uncharged hour of
-the servers the metering index says are due, one transaction per server, one shard at a time (in
-parallel when the scheduled run fans out)."""
+the servers the metering index says are due, one transaction per account (the index rows carry the
+whole server, the accounts come in BatchGetItem calls), then finishes any arrears settlement; one shard
+at a time (in parallel when the scheduled run fans out)."""
 from __future__ import annotations
 
 import logging
@@ -8,68 +9,127 @@ from datetime import datetime
 from typing import Callable
 
 from .. import observability
+from ..accounts import money
+from ..accounts.rules import chunked
 from ..background import sharded
 from ..store import session as store
 from ..store import unit
 from ..store.session import Session
 from ..timeutil import fmt
 from . import rules
-from .payments import Work, change_balance, load_account
 
 log = logging.getLogger(__name__)
 
-
-def _charge(server_id: str, now: datetime, cause: str, plans: dict) -> int:
-    def change(s: Session, _attempt: int) -> int:
-        w = Work(s, None, cause)
-        server = w.server(server_id)
-        if server is None or server.billing_mode != "payg":
-            return 0
-        load_account(w, server.account_id)
-        for use in server.plan_history:
-            if use.plan_id not in plans:
-                plans[use.plan_id] = s.plan(use.plan_id)
-        known = {k: v for k, v in plans.items() if v is not None}
-        charges = rules.hours_to_charge(server.payg_segments, now, server.plan_history, server.plan_id, known)
-        if not charges:
-            return 0
-        total = sum(c.price for c in charges)
-        change_balance(w, -total, now, kind="payg_hours", rule="R-PAY-6", server=server,
-                       hours=len(charges),
-                       note=f"hours {fmt(charges[0].hour_start)} .. {fmt(charges[-1].hour_start)}")
-        w.save()
-        return len(charges)
-    return unit.run(change, what=f"server {server_id}")
+# One transaction: the account + (server row + ledger row) per server + the arrears notice <= 100 items.
+CHARGE_CHUNK = 48
 
 
-def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = sharded.never, *,
+def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] | None = None, *,
                        after: dict | None = None) -> dict:
-    """Charge the servers of one shard of the metering index due at or before `now`, from the cursor
-    `after`, until `should_stop`. A charge moves the server's index key past `now`, so a repeated
-    piece charges nothing twice. A server whose charge fails is counted in `errors` and named in
-    `error_ids`; it stays due, so the next run charges it, and this one goes on with the others."""
+    """Charge one shard's due servers, account by account. An account whose change fails is logged,
+    counted and named in `error_ids`; its servers keep their meter keys, so the next run charges them.
+    Accounts whose arrears settlement is still pending (a cut-off run, a webhook's follow-up that
+    did not finish) are completed here too. `complete` is False when `should_stop` cut the shard off;
+    running it again with the same `now` finishes it and never charges an hour twice (a continuation
+    starts from the index again: `after` is not needed, charged servers have left the range)."""
     cause = sharded.run_id("metering", now)
     observability.bind(run_id=cause, shard=shard)
-    summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "errors": 0, "error_ids": []}
+    summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "accounts": 0, "settlements": 0,
+               "errors": 0, "error_ids": [], "complete": True}
+    # first the settlements left pending, so no hour is charged on a server that should have been
+    # suspended at its account's crossing (R-PAY-6: no hour that starts while stopped)
+    _finish_settlements(shard, summary, should_stop)
+    if not summary["complete"]:
+        return summary
+    base = Session()
+    by_account: dict[str, list[str]] = {}
+    for row in store.meter_rows(now, shard):  # the by_meter index projects the whole row
+        base.adopt_row("server", row.server_id, row)
+        by_account.setdefault(row.account_id, []).append(row.server_id)
+    base.read_many("account", by_account)
     plans: dict = {}
-
-    def visit_row(row) -> None:
-        summary["servers"] += 1
+    for account_id, server_ids in by_account.items():
+        if should_stop and should_stop():
+            summary["complete"] = False
+            break
+        summary["servers"] += len(server_ids)
+        summary["accounts"] += 1
         try:
-            summary["hours"] += _charge(row.server_id, now, cause, plans)
-        except Exception:  # noqa: BLE001 - one failure stays one failure (issue 9)
+            hours, crossed = _charge_account(base, account_id, server_ids, now, cause, plans)
+            summary["hours"] += hours
+            if crossed and not money.settle_pending(account_id, should_stop):
+                summary["complete"] = False
+        except Exception:  # noqa: BLE001 - one account's failure must not cost the others their charge
+            log.exception("metering could not charge account %s", account_id)
             summary["errors"] += 1
-            summary["error_ids"].append(row.server_id)
-            log.exception("metering could not charge %s; the next run tries again", row.server_id)
-
-    done, cursor = sharded.walk(lambda start: store.meter_rows(now, shard, last_key=start), visit_row,
-                                should_stop, after)
-    summary.update(complete=done, next=cursor)
+            summary["error_ids"].append(account_id)
+    log.info("metering shard %s", summary)
     return summary
+
+
+def _finish_settlements(shard: str, summary: dict, should_stop: Callable[[], bool] | None) -> None:
+    """Arrears settlements left pending by a cut-off run or webhook (the sparse by_settle index)."""
+    for account_id in store.pending_settlements(shard):
+        if should_stop and should_stop():
+            summary["complete"] = False
+            return
+        try:
+            if money.settle_pending(account_id, should_stop):
+                summary["settlements"] += 1
+            else:
+                summary["complete"] = False
+        except Exception:  # noqa: BLE001
+            log.exception("metering could not settle account %s", account_id)
+            summary["errors"] += 1
+            summary["error_ids"].append(account_id)
+
+
+def _charge_account(base: Session, account_id: str, server_ids: list[str], now: datetime, cause: str,
+                    plans: dict) -> tuple[int, bool]:
+    """R-PAY-6 for the account's due servers: one ledger row per server with the balance before and
+    after (R-LIFE-7), CHARGE_CHUNK servers a transaction. The first attempt uses the rows already read
+    (index and batch); their version conditions catch a concurrent change, and the retry reads afresh.
+    Returns the hours charged and whether an arrears settlement is pending on the account."""
+    hours = 0
+    for part in chunked(server_ids, CHARGE_CHUNK):
+        committed: list[Session] = []
+
+        def change(s: Session, attempt: int) -> int:
+            if attempt == 0:
+                s.carry(base, "account", [account_id])
+                s.carry(base, "server", part)
+            else:
+                s.read_many("server", part)
+            w = money.Work(s, None, cause, settle_inline=0, settle_after_commit=False)
+            money.load_account(w, account_id)
+            charged = 0
+            for server_id in part:
+                server = w.server(server_id)
+                if server is None or server.billing_mode != "payg" or server.account_id != account_id:
+                    continue
+                for use in server.plan_history:
+                    if use.plan_id not in plans:
+                        plans[use.plan_id] = base.plan(use.plan_id)
+                known = {k: v for k, v in plans.items() if v is not None}
+                charges = rules.hours_to_charge(server.payg_segments, now, server.plan_history, server.plan_id, known)
+                if not charges:
+                    continue
+                total = sum(c.price for c in charges)
+                money.change_balance(w, -total, now, kind="payg_hours", rule="R-PAY-6", server=server,
+                                     hours=len(charges),
+                                     note=f"hours {fmt(charges[0].hour_start)} .. {fmt(charges[-1].hour_start)}")
+                charged += len(charges)
+            if charged:  # nothing to charge (a concurrent run did it): write nothing
+                w.save()
+            committed.append(s)
+            return charged
+
+        hours += unit.run(change, what=f"account {account_id}")
+        base.carry(committed[-1], "account", [account_id])  # the next part starts from the new version
+    account = base.account(account_id)
+    return hours, account is not None and account.settlement is not None
 
 
 def run_metering(now: datetime, should_stop: Callable[[], bool] = sharded.never) -> dict:
     """The whole run in this invocation, shard after shard (`POST /ops/sweeps/metering`)."""
-    summary = sharded.whole_run("metering", now, run_metering_shard, should_stop)
-    log.info("metering %s", summary)
-    return summary
+    return sharded.whole_run("metering", now, run_metering_shard, should_stop)

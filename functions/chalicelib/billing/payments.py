@@ -1,17 +1,17 @@
 """Payment events (R-PAY-1 … R-PAY-5, R-PAY-7, R-LIFE-5 unsubscription, R-LIFE-7): decide, then stage
-every change in the unit of work the webhook commits."""
+every change in the unit of work the webhook commits (the balance itself changes in `accounts/money.py`)."""
 from __future__ import annotations
 
 from datetime import datetime
 
+from ..accounts.money import Work, change_balance, load_account
 from ..domain.records import Account, HistoryEvent, Order, Period, PlanUse, Server
 from ..domain.types import PAYMENTS, event_cause
 from ..errors import UnknownReference
 from ..lifecycle import effects
 from ..lifecycle import rules as life
-from ..notify import outbox
 from ..store.session import Session
-from ..timeutil import add_months, fmt, store_key
+from ..timeutil import add_months, fmt
 from . import rules
 from .payloads import AccountToppedUp, OrderPaid, OrderRefunded
 
@@ -24,75 +24,6 @@ def server_brief(server: Server | None, server_id: str) -> dict:
 
 def account_brief(account: Account) -> dict:
     return {"account_id": account.account_id, "balance": account.balance, "in_arrears": account.in_arrears}
-
-
-class Work:
-    """The records one event touches, saved once at the end."""
-
-    def __init__(self, s: Session, event_id: str | None, cause: str):
-        self.s, self.event_id, self.cause = s, event_id, cause
-        self.servers: dict[str, Server] = {}
-        self._as_read: dict[str, Server] = {}
-        self.account: Account | None = None
-
-    def server(self, server_id: str) -> Server | None:
-        if server_id not in self.servers:
-            found = self.s.server(server_id)
-            if found is None:
-                return None
-            self.servers[server_id] = found
-            self._as_read[server_id] = found.model_copy(deep=True)
-        return self.servers[server_id]
-
-    def ledger(self, server: Server | None, *, at: datetime, kind: str, rule: str, **fields) -> None:
-        effects.ledger(self.s, server, self.account.account_id, at=at, kind=kind, rule=rule,
-                       cause=self.cause, event_id=self.event_id, **fields)
-
-    def save(self) -> None:
-        """Write the servers that changed (an unchanged one only costs a conflict with others)."""
-        for server_id, server in self.servers.items():
-            if self._as_read.get(server_id) != server:
-                effects.save_server(self.s, server)
-        if self.account is not None:
-            self.s.put_account(self.account)
-
-
-def load_account(w: Work, account_id: str) -> Account:
-    w.account = w.s.account(account_id) or Account(account_id=account_id)
-    return w.account
-
-
-def change_balance(w: Work, delta: int, at: datetime, *, kind: str, rule: str, server: Server | None = None,
-                   **fields) -> None:
-    """R-LIFE-7: every balance change is a ledger row with before and after; R-PAY-7 follows."""
-    account = w.account
-    before = account.balance
-    account.balance += delta
-    w.ledger(server, at=at, kind=kind, rule=rule, amount=delta, balance_before=before,
-             balance_after=account.balance, **fields)
-    settle_arrears(w, before, at)
-
-
-def settle_arrears(w: Work, balance_before: int, at: datetime) -> None:
-    """R-PAY-7: in arrears, the account's payg servers are suspended; back to >= 0, the ones suspended
-    for arrears are lifted (other reasons stay, R-LIFE-2b)."""
-    account = w.account
-    if account.in_arrears == (balance_before < 0):
-        return  # no crossing of zero: the servers already match the account (read none of them)
-    if account.in_arrears:
-        # the trigger is in the cause: the balance may cross zero twice at one instant (a top-up and a
-        # refund at the same time), and a repeated cause would cancel the second change for ever
-        outbox.record(w.s, kind="arrears", account_id=account.account_id, at=at,
-                      cause=f"arrears#{store_key(at)}#{w.cause}", details={"balance": account.balance})
-        for server_id in account.server_ids:
-            server = w.server(server_id)
-            if server and server.billing_mode == "payg" and server.state != "destroyed":
-                effects.stop(w.s, server, "arrears", at, w.cause)
-    else:
-        for server_id in account.server_ids:
-            server = w.server(server_id)
-            if server and "arrears" in server.stop_reasons:
-                effects.lift(w.s, server, "arrears", at, w.cause)
 
 
 def _hold(w: Work, order: Order | None, reason: str, amount: int, at: datetime, server: Server | None,
@@ -235,8 +166,7 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
         if server.state != "destroyed" and "terminated" not in server.stop_reasons:
             server.history.append(HistoryEvent(kind="refunded", at=p.refunded_at))
             effects.terminate(s, server, account, p.refunded_at, "unsubscribed", w.cause)
-        servers = [w.server(sid) for sid in account.server_ids]
-        account.agreement_ended = effects.agreement_ended(account, [sv for sv in servers if sv])
+        account.agreement_ended = effects.agreement_ended(account, w.servers_of(account.server_ids))
     w.save()
     return {"decision": "applied", "refund": p.amount, "server": server_brief(server, p.server_id)}
 

@@ -33,8 +33,12 @@ def wake(server_ids: list[str]) -> None:
     try:
         url = aws.queue_url(get_settings().queue_name)
         sqs = aws.client("sqs")
-        for server_id in server_ids:
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"server_id": server_id}))
+        for i in range(0, len(server_ids), 10):  # SQS takes 10 messages a call (an arrears crossing moves many)
+            answer = sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(n), "MessageBody": json.dumps({"server_id": server_id})}
+                for n, server_id in enumerate(server_ids[i:i + 10])])
+            if answer.get("Failed"):
+                log.warning("announcing cluster actions: %d messages refused; they stay pending", len(answer["Failed"]))
     except Exception:  # noqa: BLE001 - the recorded action is picked up by the next drain
         log.exception("waking the cluster-action worker for %d servers failed; their actions stay pending",
                       len(server_ids))

@@ -87,12 +87,20 @@ class Server(Record):
     free_period: Optional[FreePeriod] = None
 
 
+class Settlement(Record):
+    """R-PAY-7 at volume: the balance crossed zero at `at` and some payg servers of the account may not
+    match it yet (moved in follow-up transactions; the sparse `by_settle` index lists such accounts)."""
+    at: AwareDatetime
+    cause: str
+
+
 class Account(Record):
     account_id: str
     balance: int = 0
     violation: bool = False
     agreement_ended: bool = False
     server_ids: list[str] = Field(default_factory=list)
+    settlement: Optional[Settlement] = None
 
     @property
     def in_arrears(self) -> bool:
@@ -157,5 +165,5 @@ class ClusterAction(Record):
 
 __all__ = [
     "Account", "ClusterAction", "FreePeriod", "HistoryEvent", "LedgerRow", "Notification",
-    "Order", "PaygSegment", "Period", "Plan", "PlanUse", "PriceVersion", "Server",
+    "Order", "PaygSegment", "Period", "Plan", "PlanUse", "PriceVersion", "Server", "Settlement",
 ]

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from ..billing import rules as billing_rules
-from ..billing.payments import Work, change_balance, load_account
+from ..accounts.money import Work, change_balance, load_account
 from ..errors import Conflict, NotFound
 from ..lifecycle import effects
 from ..lifecycle import rules as life
@@ -97,8 +97,7 @@ def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> 
         if refund:
             change_balance(w, refund, at, kind="refund", rule="R-LIFE-5", server=server, note=body.reason)
         effects.terminate(s, server, account, at, body.reason, w.cause)
-        servers = [w.server(sid) for sid in account.server_ids]
-        account.agreement_ended = effects.agreement_ended(account, [sv for sv in servers if sv])
+        account.agreement_ended = effects.agreement_ended(account, w.servers_of(account.server_ids))
         w.save()
         return server, refund
     server, refund = _run(change)

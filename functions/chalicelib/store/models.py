@@ -6,7 +6,7 @@ import os
 from pynamodb.attributes import (
     BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from ..settings import get_settings
@@ -60,11 +60,21 @@ class ServerRow(Model):
     by_plan = PlanIndex()
 
 
+class SettleIndex(GlobalSecondaryIndex):
+    """Sparse: only accounts whose arrears settlement (R-PAY-7) is still pending."""
+    Meta = _index("by_settle", KeysOnlyProjection())
+    settle_shard = UnicodeAttribute(hash_key=True)
+    settle_at = UnicodeAttribute(range_key=True)
+
+
 class AccountRow(Model):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
+    settle_shard = UnicodeAttribute(null=True)
+    settle_at = UnicodeAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
+    by_settle = SettleIndex()
 
 
 class LedgerByServer(GlobalSecondaryIndex):

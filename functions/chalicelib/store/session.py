@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -29,6 +29,7 @@ from . import models as m
 # its old key until its next write, and every old value is still read); lowering it is not.
 SHARDS = 32
 _configured = False
+_KINDS = {"server": m.ServerRow, "account": m.AccountRow}
 
 
 def ensure_configured() -> None:
@@ -93,6 +94,7 @@ class Session:
         ensure_configured()
         self._rows: dict[tuple[str, str], m.Model] = {}
         self._writes: list[tuple[str, Any, Any]] = []
+        self._saved: dict[tuple[str, str], m.Model] = {}
         self.committed = False
 
     # ---- reads ----------------------------------------------------------------------------
@@ -158,13 +160,47 @@ class Session:
         self._rows[("ServerRow", row.server_id)] = row
         return Server.model_validate(row.doc)
 
+    def adopt_row(self, kind: str, key: str, row: m.Model) -> None:
+        """Use a row read from an index as if read here (validated when asked for)."""
+        self._rows[(_KINDS[kind].__name__, key)] = row
+
+    def read_many(self, kind: str, keys: Iterable[str]) -> None:
+        """Load many servers or accounts ("server" / "account") in BatchGetItem calls (100 keys each)
+        instead of one GetItem each; the records are validated when asked for."""
+        cls = _KINDS[kind]
+        wanted = [key for key in dict.fromkeys(keys) if (cls.__name__, key) not in self._rows]
+        for key, row in batch_rows(cls, wanted).items():
+            self._rows[(cls.__name__, key)] = row
+
+    def servers(self, server_ids: Iterable[str]) -> dict[str, Server | None]:
+        server_ids = list(server_ids)
+        self.read_many("server", server_ids)
+        return {sid: self.server(sid) for sid in server_ids}
+
+    def carry(self, other: "Session", kind: str, keys: Iterable[str]) -> None:
+        """Take rows another session read (or committed: then at their new version) as if read here;
+        the version conditions still catch any change made since."""
+        name = _KINDS[kind].__name__
+        for key in keys:
+            if (name, key) in other._rows:
+                self._rows[(name, key)] = other._rows[(name, key)]
+
     # ---- writes ---------------------------------------------------------------------------
     def _versioned(self, cls, key, **attrs):
         previous = self._rows.get((cls.__name__, key))
         row = cls(key, **attrs)
         if previous is not None and previous.version is not None:
             row.version = previous.version
+        self._saved[(cls.__name__, key)] = row
         return row
+
+    def expect_unchanged(self, kind: str, key: str) -> None:
+        """A condition, not a write: the transaction fails if the row moved since it was read here."""
+        cls = _KINDS[kind]
+        previous = self._rows.get((cls.__name__, key))
+        condition = cls.version == previous.version if previous is not None and previous.version is not None \
+            else cls.version.does_not_exist()
+        self._writes.append(("check", (cls, key), condition))
 
     def put_server(self, server: Server, due_at: datetime | None, meter_at: datetime | None) -> None:
         row = self._versioned(
@@ -172,14 +208,19 @@ class Session:
             state=server.state, terminated="terminated" in server.stop_reasons, doc=_doc(server),
             due_shard=shard_of(server.server_id) if due_at else None,
             due_at=store_key(due_at) if due_at else None,
-            # by account: one worker meters all of an account's servers, so no two race on its balance
+            # by account: a metering shard then charges all of an account's due servers in one transaction
             meter_shard=shard_of(server.account_id) if meter_at else None,
             meter_at=store_key(meter_at) if meter_at else None,
         )
         self._writes.append(("save", row, None))
 
     def put_account(self, account: Account) -> None:
-        self._writes.append(("save", self._versioned(m.AccountRow, account.account_id, doc=_doc(account)), None))
+        # a pending arrears settlement keeps the account in the sparse by_settle index (R-PAY-7 at volume)
+        pending = account.settlement
+        row = self._versioned(m.AccountRow, account.account_id, doc=_doc(account),
+                              settle_shard=shard_of(account.account_id) if pending else None,
+                              settle_at=store_key(pending.at) if pending else None)
+        self._writes.append(("save", row, None))
 
     def put_order(self, order: Order) -> None:
         self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
@@ -218,6 +259,11 @@ class Session:
     def actions(self) -> list[ClusterAction]:
         return self.__dict__.setdefault("_actions", [])
 
+    @property
+    def follow_ups(self) -> list[Callable[[], None]]:
+        """Work that must run after the commit and before the caller answers (arrears settlement chunks)."""
+        return self.__dict__.setdefault("_follow_ups", [])
+
     def commit(self) -> None:
         """All collected writes in one TransactWriteItems; any failed condition cancels every write."""
         if not self._writes:
@@ -228,11 +274,15 @@ class Session:
         try:
             with TransactWrite(connection=_connection()) as tw:
                 for op, row, condition in self._writes:
-                    tw.save(row, condition=condition)
+                    if op == "check":
+                        tw.condition_check(row[0], row[1], condition=condition)
+                    else:
+                        tw.save(row, condition=condition)
         except TransactWriteError as exc:
             if getattr(exc, "cause_response_code", None) in ("TransactionCanceledException", "TransactionConflictException"):
                 raise ConcurrentUpdate(str(exc)) from exc
             raise
+        self._rows.update(self._saved)  # their versions moved on with the commit
         self.committed = True
 
 
@@ -266,6 +316,25 @@ def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict
 def meter_rows(now: datetime, shard: str, last_key: dict | None = None) -> Iterator[m.ServerRow]:
     ensure_configured()
     return m.ServerRow.by_meter.query(shard, m.ServerRow.meter_at <= store_key(now), last_evaluated_key=last_key)
+
+
+def batch_rows(cls, keys: Iterable[str]) -> dict[str, m.Model | None]:
+    """Consistent BatchGetItem reads (PynamoDB pages them by 100 keys and retries unprocessed ones);
+    a key that is not stored maps to None."""
+    ensure_configured()
+    keys = list(dict.fromkeys(keys))
+    found: dict[str, m.Model | None] = dict.fromkeys(keys)
+    if keys:
+        hash_key = cls._hash_key_attribute().attr_name
+        for row in cls.batch_get(keys, consistent_read=True):
+            found[getattr(row, hash_key)] = row
+    return found
+
+
+def pending_settlements(shard: str) -> list[str]:
+    """Accounts of a shard whose arrears settlement is still pending (the sparse by_settle index)."""
+    ensure_configured()
+    return [row.account_id for row in m.AccountRow.by_settle.query(shard)]
 
 
 def servers_on_plan(plan_id: str) -> Iterable[m.ServerRow]:

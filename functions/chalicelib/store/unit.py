@@ -18,6 +18,8 @@ def after_commit(s: Session) -> None:
     observability.notifications_recorded(len(s.notifications))
     outbox.publish(s.notifications)
     cluster_queue.announce(s.actions)
+    for follow_up in s.follow_ups:  # e.g. the rest of an arrears crossing, before the caller answers
+        follow_up()
 
 
 def run(change: Callable[[Session, int], T], attempts: int = 5, what: str = "the record") -> T:

@@ -12,6 +12,7 @@ from .. import observability
 from ..errors import ConcurrentUpdate, EventIdReused, EventInProgress, InvalidPayload
 from pynamodb.exceptions import TransactGetError
 
+from ..accounts import money
 from ..store import unit
 from ..store.session import EventMarker, Session, body_hash
 from . import envelope, signature
@@ -40,19 +41,21 @@ def deliver(*, source: str, secrets: tuple[str, ...], types: dict[str, EventType
         raise InvalidPayload(f"unknown event type {env.type!r}; expected one of {sorted(types)}", ["type"])
     payload = envelope.parse_data(event_type.model, env.data)
     marker = EventMarker(key=f"{source}#{env.id}", body_hash=body_hash(raw))
+    keys = event_type.prefetch(payload)
 
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, 0.02 * attempt))  # jitter so racing deliveries spread out
         s = Session()
         try:
-            s.prefetch(event_key=marker.key, **event_type.prefetch(payload))
+            s.prefetch(event_key=marker.key, **keys)
         except TransactGetError:
             continue  # a concurrent transaction holds one of the items
         seen = s.event(marker.key)
         if seen is not None:
             if seen.body_hash != marker.body_hash:
                 raise EventIdReused(f"event id {env.id!r} was delivered before with another body")
+            money.finish_settlement(s, keys.get("account_id"))  # what a cut-off first delivery left
             return {**seen.response, "result": "duplicate"}
         outcome = event_type.apply(s, env.id, payload)
         response = {"event_id": env.id, "result": "processed", "outcome": outcome}
