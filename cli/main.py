@@ -266,7 +266,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_drain(args) -> int:
-    return show(*ops(args, "POST", "/ops/cluster-actions/drain", {}))
+    path = "/ops/background/drain" if args.background else "/ops/cluster-actions/drain"
+    return show(*ops(args, "POST", path, {}))
 
 
 def cmd_dead_letters(args) -> int:
@@ -362,7 +363,9 @@ def parser() -> argparse.ArgumentParser:
     p = command("sweep", cmd_sweep, "run the expiry sweep or pay-as-you-go metering now", token=True)
     p.add_argument("job", choices=("expiry", "metering"))
     p.add_argument("--now", help="business time of the run (where ALLOW_CLOCK_OVERRIDE=1)")
-    command("drain", cmd_drain, "run queued cluster actions now", token=True)
+    p = command("drain", cmd_drain, "run queued cluster actions (or background work) now", token=True)
+    p.add_argument("--background", action="store_true",
+                   help="run queued background work instead: shards of scheduled runs, price announcements")
     p = command("dead-letters", cmd_dead_letters, "list dead cluster actions, or replay one", token=True)
     p.add_argument("--replay", metavar="ID", help="replay this dead letter")
     p.add_argument("--json", action="store_true", help="print the raw JSON")

@@ -40,9 +40,12 @@ def handled(view):
             return _answer(exc.status, exc.body())
         except errors.ConcurrentUpdate as exc:
             return _answer(409, {"error": {"code": "event_in_progress", "message": str(exc)}})
-        except Exception:  # noqa: BLE001 - a 5xx for our own faults, with nothing half-written
+        except Exception:  # noqa: BLE001 - a 5xx for our own faults
             log.exception("unexpected failure")
-            return _answer(500, {"error": {"code": "internal_error", "message": "internal error; nothing was changed"}})
+            # not "nothing was changed": a webhook applies all or nothing, but a sweep or metering run keeps
+            # what it finished before the fault (the next run does the rest)
+            return _answer(500, {"error": {"code": "internal_error",
+                                           "message": "internal error; repeating the request is safe"}})
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__
     return wrapper
@@ -351,30 +354,21 @@ def console_asset(name):
 # ---- scheduled and queued functions (names fixed by CONTRACT §3) ------------------------------------
 @app.schedule(Cron(10, 16, "*", "*", "?", "*"), name="expiry_sweep")
 def expiry_sweep(event):
-    """Daily 00:10 Asia/Shanghai; "now" is the event's time. A run near the Lambda time limit stops
-    between servers and hands the rest to a fresh invocation with the same time."""
-    from chalicelib.lifecycle import sweep
+    """Daily 00:10 Asia/Shanghai; "now" is the event's time. Queues one message per shard for
+    `background_work`, which runs them in parallel."""
+    from chalicelib.background import sharded
     from chalicelib.timeutil import parse_rfc3339
 
-    context = getattr(event, "context", None)
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    reserve = min(60_000, remaining() // 10) if remaining else 0  # time kept to hand over cleanly
-    summary = sweep.run_expiry_sweep(parse_rfc3339(event.time),
-                                     should_stop=(lambda: remaining() < reserve) if remaining else None)
-    if not summary["complete"] and context is not None:
-        from chalicelib import aws
-
-        aws.client("lambda").invoke(FunctionName=context.function_name, InvocationType="Event",
-                                    Payload=json.dumps(event.to_dict()).encode())
-    return summary
+    return sharded.fan_out("expiry", parse_rfc3339(event.time))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="payg_metering")
 def payg_metering(event):
-    from chalicelib.billing import metering
+    """Hourly; queues one message per shard for `background_work`, like the expiry sweep."""
+    from chalicelib.background import sharded
     from chalicelib.timeutil import parse_rfc3339
 
-    return metering.run_metering(parse_rfc3339(event.time))
+    return sharded.fan_out("metering", parse_rfc3339(event.time))
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="notification_retry")
@@ -394,3 +388,13 @@ def cluster_actions(event):
         result = executor.from_queue_message(record.body)
         if result["failed"] > result["dead"]:
             raise RuntimeError(f"cluster action failed, will retry: {result}")
+
+
+@app.on_sqs_message(queue="billing-background", batch_size=1, name="background_work", maximum_concurrency=32)
+def background_work(event):
+    """One piece of background work per invocation (a shard of a run, a chunk of announcements), up to
+    one invocation per shard at once; a piece that raises is delivered again by SQS, then dead-lettered."""
+    from chalicelib import background
+
+    for record in event:
+        background.run(record.body, background.Budget.from_context(event.context))

@@ -146,7 +146,7 @@ def document() -> dict:
         "/ops/lists/arrears": _list("Accounts in arrears, deepest first (R-PAY-7)", schemas.ArrearsList),
         "/ops/lists/grants": _list("Free periods granted in a month (Asia/Shanghai)", schemas.GrantsList,
                                    _query("month", "YYYY-MM, default this month", type="string", pattern="^[0-9]{4}-(0[1-9]|1[0-2])$"), AT_QUERY),
-        "/ops/background/drain": _op("post", "Run queued background work now (recorded notifications)",
+        "/ops/background/drain": _op("post", "Run all queued background work now (shards of scheduled runs, announcements, recorded notifications)",
                                      schemas.DrainAnswer, errors=("400", "401")),
         "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("400", "401", "404", "409"))},
         "/ops/audit": {"get": {**_page("ops", "audit")["get"], "summary": "Operator changes about no one server or account (price versions, runs by hand, replays), 100 at a time",

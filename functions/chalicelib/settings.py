@@ -19,6 +19,7 @@ class Settings:
     ops_tokens: tuple[str, ...]
     allow_clock_override: bool
     queue_name: str
+    background_queue: str
     topic_name: str
     secrets_manager_secret: str | None
     cluster_action_max_attempts: int
@@ -41,6 +42,7 @@ def get_settings() -> Settings:
         ops_tokens=_csv(env.get("OPS_API_TOKENS")),
         allow_clock_override=env.get("ALLOW_CLOCK_OVERRIDE") == "1",
         queue_name=env.get("CLUSTER_ACTIONS_QUEUE", "billing-cluster-actions"),
+        background_queue=env.get("BACKGROUND_QUEUE", "billing-background"),
         topic_name=env.get("NOTIFICATIONS_TOPIC", "billing-notifications"),
         secrets_manager_secret=env.get("WEBHOOK_SECRETS_ID") or None,
         cluster_action_max_attempts=int(env.get("CLUSTER_ACTION_MAX_ATTEMPTS", "5")),

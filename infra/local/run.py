@@ -73,7 +73,7 @@ def next_hour(now: datetime) -> datetime:
 
 
 def schedules(api: str, token: str, stop: threading.Event) -> None:
-    """Fires the two schedules at their wall-clock times and drains the cluster-action queue."""
+    """Fires the two schedules at their wall-clock times and drains the cluster-action and background queues."""
     now = datetime.now(ZoneInfo("UTC"))
     due = {"/ops/sweeps/expiry": next_daily(now), "/ops/sweeps/metering": next_hour(now)}
     while not stop.wait(DRAIN_EVERY_SECONDS):
@@ -81,7 +81,7 @@ def schedules(api: str, token: str, stop: threading.Event) -> None:
             drained = call(api, token, "POST", "/ops/cluster-actions/drain")
             if drained.get("ran"):
                 log(f"cluster actions: {drained}")
-            background = call(api, token, "POST", "/ops/background/drain")  # e.g. recorded notifications
+            background = call(api, token, "POST", "/ops/background/drain")  # queued shards, announcements, recorded notifications
             if background.get("ran"):
                 log(f"background work: {background}")
             now = datetime.now(ZoneInfo("UTC"))

@@ -40,7 +40,15 @@ def test_functions_schedules_and_queue_are_the_contracts(packaged):
     # CONTRACT §6: recorded notifications are retried at least every 5 minutes
     assert resources["NotificationRetry"]["Properties"]["Events"]["NotificationRetryEvent"]["Properties"]["Schedule"] == "rate(5 minutes)"
     assert {r["Properties"]["Handler"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"} == {
-        "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.notification_retry"}
+        "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.background_work",
+        "app.notification_retry"}
+    # issue 9: the scheduled runs fan out over the background queue, one invocation per shard at most
+    background = resources["BackgroundWork"]["Properties"]["Events"]["BackgroundWorkSqsEventSource"]["Properties"]
+    assert background["Queue"]["Fn::Sub"].endswith(":billing-background")
+    assert background["ScalingConfig"] == {"MaximumConcurrency": 32}
+    assert resources["BackgroundWork"]["DependsOn"] == ["BackgroundQueue"]
+    assert resources["BackgroundQueue"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
+    assert resources["BackgroundDeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
     tables = sorted(r["Properties"]["TableName"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table")
     assert tables == sorted(f"billing-{n}" for n in ("servers", "accounts", "ledger", "events", "orders", "plans",
                                                     "notifications", "cluster-actions", "filings", "tickets", "runs",
@@ -70,9 +78,10 @@ TABLES_RW = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "d
 WAKE = {"sqs:SendMessage", "sqs:GetQueueUrl"}
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 EXPECTED_ACTIONS = {
-    # ConditionCheckItem: a webhook checks the copies it decided from (plan version, account violation, filing)
-    "api_handler": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish", "secretsmanager:GetSecretValue",
-                                                        "dynamodb:ConditionCheckItem"},
+    # ConditionCheckItem: a webhook checks the copies it decided from (plan version, account violation, filing);
+    # a task that fails in a drain by hand is put back on the queue for a minute (ChangeMessageVisibility)
+    "api_handler": LOGS | TABLES_RW | WAKE | CONSUME | {"sqs:ChangeMessageVisibility", "sns:Publish",
+                                                        "secretsmanager:GetSecretValue", "dynamodb:ConditionCheckItem"},
     "expiry_sweep": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
     "payg_metering": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},

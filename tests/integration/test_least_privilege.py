@@ -182,6 +182,17 @@ def sqs_wake(api, server_id: str):
     return api.client.lambda_.invoke("cluster_actions", event)
 
 
+def background_work(api, recorded) -> None:
+    """What SQS hands `background_work`: every queued message, one invocation each, until none is left."""
+    from tests.integration.test_fanout import queued_tasks
+
+    while tasks := queued_tasks():
+        with recorded("background_work"):
+            for task in tasks:
+                event = api.client.events.generate_sqs_event([json.dumps(task)], queue_name="billing-background")
+                api.client.lambda_.invoke("background_work", event)
+
+
 def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, fake_kube, recorded, monkeypatch):
     """R-PAY-1/R-PAY-2/R-PAY-6/R-LIFE-1/R-LIFE-3/R-CLU-1…4 paths, each under the function that runs it in AWS:
     webhooks and operator calls (api_handler), the schedules, and the queue consumer with EKS and a kubeconfig."""
@@ -193,10 +204,16 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
         api.buy_monthly("srv-h", "2026-01-10T10:00:00+08:00", amount=1)  # held (R-PAY-2)
         api.server("srv-k"), api.account("acc-1"), api.ops("GET", "/ops/dead-letters")
         api.meter("2026-01-01T01:30:00+08:00")
+    from chalicelib.store import runs
+
     with recorded("payg_metering"):
-        assert scheduled(api, "payg_metering", "2025-12-31T18:30:00Z")["hours"] == 1
+        metering = scheduled(api, "payg_metering", "2025-12-31T18:30:00Z")  # fans the run out (issue 9)
+    background_work(api, recorded)
+    assert runs.get(metering["run_id"])["hours"] == 1
     with recorded("expiry_sweep"):
-        assert scheduled(api, "expiry_sweep", "2026-02-01T16:10:00Z")["expire"] == 1  # srv-k stops (R-LIFE-1)
+        sweep = scheduled(api, "expiry_sweep", "2026-02-01T16:10:00Z")
+    background_work(api, recorded)
+    assert runs.get(sweep["run_id"])["expire"] == 1  # srv-k stops (R-LIFE-1)
     with recorded("cluster_actions"):
         sqs_wake(api, "srv-k")
     assert api.server("srv-k")["cluster_actions"][0]["status"] == "succeeded"
@@ -208,7 +225,10 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
     assert [a["status"] for a in api.server("srv-k")["cluster_actions"]] == ["succeeded", "succeeded"]
     with recorded("expiry_sweep"):
         scheduled(api, "expiry_sweep", "2026-03-03T16:10:00Z")
+    background_work(api, recorded)
+    with recorded("expiry_sweep"):
         scheduled(api, "expiry_sweep", "2026-03-11T16:10:00Z")  # destroyed after retention (R-LIFE-3)
+    background_work(api, recorded)
     with recorded("cluster_actions"):
         sqs_wake(api, "srv-k")  # node groups and cluster deleted (R-CLU-3)
     assert api.server("srv-k")["state"] == "destroyed" and cluster.list_clusters()["clusters"] == []
@@ -227,7 +247,9 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
     # R-PAY-7 over more servers than one transaction moves: batch reads and version checks in the follow-ups
     seed_payg("acc-many", 40)
     with recorded("payg_metering"):
-        assert scheduled(api, "payg_metering", "2025-12-31T17:00:00Z")["hours"] == 80  # 00:00 and 01:00 of 40 servers → arrears
+        metering = scheduled(api, "payg_metering", "2025-12-31T17:00:00Z")
+    background_work(api, recorded)
+    assert runs.get(metering["run_id"])["hours"] == 80  # 00:00 and 01:00 of 40 servers → arrears
     with recorded("api_handler"):
         api.pay("account.topped_up", {"account_id": "acc-many", "amount": 1600, "topped_up_at": "2026-01-01T01:10:00+08:00"})
     assert api.server("acc-many-s0039")["state"] == "active"
@@ -238,10 +260,12 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
         assert api.ops("POST", "/ops/background/drain")[1]["failed"] == 0
 
     calls = recorded.calls_of
-    assert set(calls) == {"api_handler", "payg_metering", "expiry_sweep", "cluster_actions", "notification_retry"}
+    assert set(calls) == {"api_handler", "payg_metering", "expiry_sweep", "cluster_actions", "background_work",
+                          "notification_retry"}
     assert {a for a, _ in calls["cluster_actions"] if a.startswith("eks:")} == {
         "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup", "eks:UpdateNodegroupConfig",
         "eks:DeleteNodegroup", "eks:DeleteCluster"}
-    assert not any(a.startswith(("eks:", "lambda:")) for f in ("api_handler", "expiry_sweep", "payg_metering")
+    assert not any(a.startswith(("eks:", "lambda:")) for f in ("api_handler", "expiry_sweep", "payg_metering",
+                                                                "background_work")
                    for a, _ in calls[f])
     assert_granted(calls)

@@ -126,12 +126,22 @@ def test_sweep_cut_off_by_its_budget_continues_where_it_stopped(priced):
 
 
 def test_scheduled_expiry_sweep_function_uses_the_event_time(api):
+    """The scheduled function queues the run's shards (CONTRACT §6 Background work); a drain runs them."""
+    from chalicelib.store import runs
+    from chalicelib.store.session import SHARDS
+
     api.plan("std", 10000, 20)
     api.buy_monthly("srv-s", "2026-01-01T10:00:00+08:00")
     event = api.client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
     event["time"] = "2026-02-01T16:10:00Z"
     result = api.client.lambda_.invoke("expiry_sweep", event).payload
-    assert (result["expire"], result["complete"]) == (1, True)
+    assert result == {"run_id": "sweep:expiry:2026-02-01T16:10:00.000000Z", "now": "2026-02-02T00:10:00+08:00",
+                      "shards": SHARDS, "queued": SHARDS}
+    assert api.server("srv-s")["stop_reason"] is None
+    status, drained = api.ops("POST", "/ops/background/drain")
+    assert (status, drained["failed"], drained["ran"]) == (200, 0, result["queued"])
+    summary = runs.get(result["run_id"])
+    assert (summary["expire"], summary["complete"]) == (1, True)
     assert api.server("srv-s")["stop_reason"] == "expired"
 
 
@@ -258,6 +268,8 @@ def test_R_NOTE_2_future_price_is_announced_to_affected_accounts_past_one_is_not
     body = priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
     assert body["announced_to"] == 1
     priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
+    # queued as background work (CONTRACT §6): delivered by the drain, once for both PUTs
+    assert priced.ops("POST", "/ops/background/drain") == (200, {"ran": 2, "succeeded": 2, "failed": 0})
     assert [n["kind"] for n in priced.account("acc-n")["notifications"]] == ["price_change"]
     assert priced.plan("std", 10500, 21, "2025-06-01T00:00:00+08:00")["announced_to"] == 0
 

@@ -127,16 +127,19 @@ def test_R_LIFE_1_R_NOTE_1_R_CLU_4_a_sweep_counts_visits_notifications_and_a_dea
 
 
 def test_R_PAY_6_the_scheduled_metering_function_flushes_its_counts(plans, capfd):
-    """Two started hours at 20 fen (R-PAY-6) are charged by the `payg_metering` schedule: its own invocation
-    prints MeteringHoursCharged 2 with the run id in its log line."""
+    """Two started hours at 20 fen (R-PAY-6) are charged by the `payg_metering` schedule's run: it fans out
+    (issue 9) and the shard pieces, run by a background drain, print MeteringHoursCharged 2 in all, each
+    piece's log line naming the run and its shard."""
     plans.pay("order.paid", support.order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 500,
                                                billing_mode="payg", plan_id="std", region="cn-north-1"))
     printed(capfd)
     event = plans.client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
     event["time"] = "2025-12-31T17:30:00Z"  # 01:30 in Asia/Shanghai
     plans.client.lambda_.invoke("payg_metering", event)
+    plans.ops("POST", "/ops/background/drain")
     objects = printed(capfd)
     assert metrics(objects) == Counter({("MeteringServersVisited", ()): 1, ("MeteringHoursCharged", ()): 2,
                                         ("MeteringErrors", ()): 0})
-    [line] = logs(objects, "metering run finished")
+    [line] = [line for line in logs(objects, "metering run finished") if line["summary"]["hours"]]
     assert (line["run_id"], line["summary"]["hours"]) == ("sweep:metering:2025-12-31T17:30:00.000000Z", 2)
+    assert line["shard"] == line["summary"]["shard"]

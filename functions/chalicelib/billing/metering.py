@@ -1,6 +1,7 @@
 """The hourly pay-as-you-go metering (R-PAY-6, R-PAY-7): charges every started, uncharged hour of
 the servers the metering index says are due, one transaction per account (the index rows carry the
-whole server, the accounts come in BatchGetItem calls), then finishes any arrears settlement."""
+whole server, the accounts come in BatchGetItem calls), then finishes any arrears settlement; one shard
+at a time (in parallel when the scheduled run fans out)."""
 from __future__ import annotations
 
 import logging
@@ -11,10 +12,11 @@ from .. import observability
 from ..accounts import money
 from ..accounts.rules import chunked
 from ..store import models as m
+from ..background import sharded
 from ..store import session as store
 from ..store import unit
 from ..store.session import Session
-from ..timeutil import fmt, store_key
+from ..timeutil import fmt
 from . import rules
 
 log = logging.getLogger(__name__)
@@ -23,13 +25,15 @@ log = logging.getLogger(__name__)
 CHARGE_CHUNK = 48
 
 
-def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] | None = None) -> dict:
+def run_metering_shard(now: datetime, shard: str, should_stop: Callable[[], bool] | None = None, *,
+                       after: dict | None = None) -> dict:
     """Charge one shard's due servers, account by account. An account whose change fails is logged,
     counted and named in `error_ids`; its servers keep their meter keys, so the next run charges them.
     Accounts whose arrears settlement is still pending (a cut-off run, a webhook's follow-up that
     did not finish) are completed here too. `complete` is False when `should_stop` cut the shard off;
-    running it again with the same `now` finishes it and never charges an hour twice."""
-    cause = f"sweep:metering:{store_key(now)}"
+    running it again with the same `now` finishes it and never charges an hour twice (a continuation
+    starts from the index again: `after` is not needed, charged servers have left the range)."""
+    cause = sharded.run_id("metering", now)
     observability.bind(run_id=cause, shard=shard)
     summary = {"now": fmt(now), "shard": shard, "servers": 0, "hours": 0, "accounts": 0, "settlements": 0,
                "errors": 0, "error_ids": [], "complete": True}
@@ -127,15 +131,6 @@ def _charge_account(base: Session, account_id: str, server_ids: list[str], now: 
     return hours, account is not None and account.settlement is not None
 
 
-def run_metering(now: datetime) -> dict:
-    """The whole run: every shard in turn, the summaries merged."""
-    summary = {"now": fmt(now), "servers": 0, "hours": 0, "accounts": 0, "settlements": 0, "errors": 0,
-               "error_ids": [], "complete": True}
-    for shard in map(str, range(store.SHARDS)):
-        part = run_metering_shard(now, shard)
-        for key in ("servers", "hours", "accounts", "settlements", "errors"):
-            summary[key] += part[key]
-        summary["error_ids"] += part["error_ids"]
-        summary["complete"] = summary["complete"] and part["complete"]
-    observability.sweep_finished("metering", summary)
-    return summary
+def run_metering(now: datetime, should_stop: Callable[[], bool] = sharded.never) -> dict:
+    """The whole run in this invocation, shard after shard (`POST /ops/sweeps/metering`)."""
+    return sharded.whole_run("metering", now, run_metering_shard, should_stop)

@@ -1,13 +1,15 @@
 """The daily expiry sweep (R-PAY-8, R-LIFE-1, R-LIFE-3, R-LIFE-4, R-NOTE-1): reads only what is due
-from the sparse due-date index, one transaction per server, and resumes where a cut-off run stopped."""
+from the sparse due-date index, one transaction per server, one shard at a time (in parallel when the
+scheduled run fans out), and resumes where a cut-off piece stopped."""
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Callable
 
 from .. import observability
-from ..errors import ConcurrentUpdate
+from ..background import sharded
 from ..notify import outbox
 from ..store import models as m
 from ..store import session as store
@@ -55,38 +57,52 @@ def _process(row: m.ServerRow, now: datetime, cause: str) -> list[str]:
     return unit.run(change, attempts=3, what=f"server {row.server_id}")
 
 
-def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
-                     should_stop: Callable[[], bool] | None = None,
-                     before_item: Callable[[str], None] | None = None) -> dict:
-    """Visit every server due at or before `now`. Each visit commits on its own and moves the
-    server's due date past `now`, so the index itself is the checkpoint: a run cut off by
-    `max_items` (or a crash) is completed by running again with the same `now`."""
-    cause = f"sweep:expiry:{store_key(now)}"
-    summary = {"now": fmt(now), "visited": 0, "read": 0, "complete": True, "errors": 0,
+def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] = sharded.never, *,
+                     after: dict | None = None, before_item: Callable[[str], None] | None = None) -> dict:
+    """Visit the servers of one shard due at or before `now`, from the cursor `after`, until
+    `should_stop`. Each visit commits on its own and moves the server's due date past `now`, so the
+    index itself is the checkpoint. A server whose change fails is counted in `errors` and named in
+    `error_ids`; it stays due, so the next run tries it again, and this one goes on with the others."""
+    cause = sharded.run_id("expiry", now)
+    observability.bind(run_id=cause, shard=shard)
+    summary = {"now": fmt(now), "shard": shard, "visited": 0, "read": 0, "errors": 0, "error_ids": [],
                "remind": 0, "expire": 0, "warn": 0, "destroy": 0}
-    for shard in map(str, range(store.SHARDS)):
-        observability.bind(run_id=cause, shard=shard)
-        for row in store.due_rows(now, shard):
-            summary["read"] += 1
-            if (max_items is not None and summary["visited"] >= max_items) or (should_stop and should_stop()):
-                summary["complete"] = False
-                break
-            if before_item:
-                before_item(row.server_id)
-            try:
-                for kind in _process(row, now, cause):
-                    summary[kind] += 1
-            except ConcurrentUpdate:
-                summary["errors"] += 1
-                log.exception("sweep could not settle %s", row.server_id)
-            summary["visited"] += 1
-        if not summary["complete"]:
-            break
-    _record_run(cause, summary)
-    observability.sweep_finished("expiry", summary)
+
+    def visit_row(row: m.ServerRow) -> None:
+        summary["read"] += 1
+        if before_item:
+            before_item(row.server_id)
+        try:
+            for kind in _process(row, now, cause):
+                summary[kind] += 1
+        except Exception:  # noqa: BLE001 - one failure stays one failure (issue 9)
+            summary["errors"] += 1
+            summary["error_ids"].append(row.server_id)
+            log.exception("expiry sweep could not settle %s; the next run tries again", row.server_id)
+        summary["visited"] += 1
+
+    done, cursor = sharded.walk(lambda start: store.due_rows(now, shard, last_key=start), visit_row,
+                                should_stop, after)
+    summary.update(complete=done, next=cursor)
     return summary
 
 
-def _record_run(run_id: str, summary: dict) -> None:
-    store.ensure_configured()
-    m.RunRow(run_id, doc=summary, count=summary["visited"]).save()
+def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
+                     should_stop: Callable[[], bool] = sharded.never,
+                     before_item: Callable[[str], None] | None = None) -> dict:
+    """The whole run in this invocation, shard after shard (`POST /ops/sweeps/expiry`); a run cut off
+    by `max_items` or `should_stop` (or a crash) is completed by running again with the same `now`."""
+    if max_items is not None:
+        visits, hook, outer = [0], before_item, should_stop
+
+        def before_item(server_id: str) -> None:
+            visits[0] += 1
+            if hook:
+                hook(server_id)
+
+        def should_stop() -> bool:
+            return visits[0] >= max_items or outer()
+    summary = sharded.whole_run("expiry", now, functools.partial(run_expiry_shard, before_item=before_item),
+                                should_stop)
+    log.info("expiry sweep %s", summary)
+    return summary

@@ -27,10 +27,10 @@ def drain_cluster_actions(actor: str) -> dict:
 
 
 def drain_background(actor: str) -> dict:
-    """CONTRACT §6: queued background work (recorded notifications) run now."""
-    from ..notify import outbox
+    """CONTRACT §6: queued background work (shards, announcements, recorded notifications) run now."""
+    from .. import background
 
-    return trail.run_by_hand(actor, "drain_background", now_utc(), outbox.retry_recorded)
+    return trail.run_by_hand(actor, "drain_background", now_utc(), background.drain)
 
 
 def replay_dead_letter(action_id: str, actor: str) -> dict:

@@ -241,10 +241,10 @@ class AuditRow(Model):
 
 
 class RunRow(Model):
-    """Checkpoints and summaries of sweep runs."""
+    """Summaries of scheduled runs; `store/runs.py` adds each piece's counts to them atomically."""
     Meta = _meta("runs")
     run_id = UnicodeAttribute(hash_key=True)
-    doc = JSONAttribute()
+    doc = JSONAttribute(null=True)
     count = NumberAttribute(default=0)
 
 

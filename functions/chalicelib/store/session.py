@@ -25,7 +25,12 @@ from ..timeutil import store_key
 from . import lists
 from . import models as m
 
-SHARDS = 8
+# Shards of the sparse `by_due` / `by_meter` index keys, and so the pieces a scheduled run fans out into
+# (docs/scale.md): at 1 000 000 servers a metering hour has ~6 300 payg servers per shard, a few minutes
+# for one worker, and each shard key takes a few dozen writes a second, far below a partition's limits;
+# a whole run in one invocation (the ops routes) costs one query per shard. Raising it is safe (a row keeps
+# its old key until its next write, and every old value is still read); lowering it is not.
+SHARDS = 32
 _configured = False
 _KINDS = {"server": m.ServerRow, "account": m.AccountRow}
 
@@ -352,9 +357,9 @@ def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict
                                     last_evaluated_key=last_key)
 
 
-def meter_rows(now: datetime, shard: str) -> Iterator[m.ServerRow]:
+def meter_rows(now: datetime, shard: str, last_key: dict | None = None) -> Iterator[m.ServerRow]:
     ensure_configured()
-    return m.ServerRow.by_meter.query(shard, m.ServerRow.meter_at <= store_key(now))
+    return m.ServerRow.by_meter.query(shard, m.ServerRow.meter_at <= store_key(now), last_evaluated_key=last_key)
 
 
 def batch_rows(cls, keys: Iterable[str]) -> dict[str, m.Model | None]:

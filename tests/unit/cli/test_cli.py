@@ -185,6 +185,7 @@ def test_ops_calls_carry_the_bearer_token(sent, capsys):
     cli.main(["sweep", "expiry", "--now", "2026-02-11T00:10:00+08:00", "--token", "tk"])
     cli.main(["sweep", "metering"])
     cli.main(["drain"])
+    cli.main(["drain", "--background"])
     cli.main(["dead-letters", "--replay", "a1"])
     cli.main(["plan", "std-2c4g", "--monthly", "10000", "--hourly", "20",
               "--effective-from", "2020-01-01T00:00:00+08:00"])
@@ -193,6 +194,7 @@ def test_ops_calls_carry_the_bearer_token(sent, capsys):
         ("POST", "/ops/sweeps/expiry", {"now": "2026-02-11T00:10:00+08:00"}),
         ("POST", "/ops/sweeps/metering", {}),
         ("POST", "/ops/cluster-actions/drain", {}),
+        ("POST", "/ops/background/drain", {}),
         ("POST", "/ops/dead-letters/a1/replay", {}),
         ("PUT", "/ops/plans/std-2c4g", {"monthly_price": 10000, "hourly_price": 20,
                                         "effective_from": "2020-01-01T00:00:00+08:00"}),
