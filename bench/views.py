@@ -1,4 +1,4 @@
-"""What reading a view costs as its histories grow (CONTRACT §6 "Volume"): a server with a year of hourly
+"""What reading a view costs as its histories grow (integration §6 "Volume"): a server with a year of hourly
 metering (8 760 ledger rows) and 500 notifications, cluster actions and audit entries, on an account with
 1 000 payg servers, against a server and an account with one of each. Counts DynamoDB requests and items
 read at botocore's _make_api_call, and the size of the answer.

@@ -1,5 +1,5 @@
 """`billing`: sign and send the contract's events and call the operators' API of any deployment of the
-Kubernetes billing backend (CONTRACT.md; usage in docs/cli.md). Standard library + requests only.
+Kubernetes billing backend (docs/integration.md; usage in docs/cli.md). Standard library + requests only.
 
 Defaults come from the environment: BILLING_API_URL (http://127.0.0.1:8000), PAYMENT_WEBHOOK_SECRET,
 TICKETING_WEBHOOK_SECRET and OPS_API_TOKEN (the local stack's values); --api, --secret, --token override.

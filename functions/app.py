@@ -1,4 +1,4 @@
-"""Routes, schedules and the queue handler: each parses, makes one call and answers (CONTRACT §1–§3)."""
+"""Routes, schedules and the queue handler: each parses, makes one call and answers (integration §1–§3)."""
 from __future__ import annotations
 
 import json
@@ -97,7 +97,7 @@ def ops_route(path: str, **kwargs):
 
 
 def _operator() -> str:
-    """The actor of this call (CONTRACT §6), or 401."""
+    """The actor of this call (integration §6), or 401."""
     from chalicelib.ops import auth
 
     request = app.current_request
@@ -129,7 +129,7 @@ def _body() -> dict:
 
 
 def _path_id(value: str, what: str) -> str:
-    """CONTRACT §6: a path id outside the identifier alphabet names nothing that can exist: 404."""
+    """integration §6: a path id outside the identifier alphabet names nothing that can exist: 404."""
     from chalicelib.domain.types import is_id
 
     if not is_id(value):
@@ -256,7 +256,7 @@ def drain_cluster_actions():
 @ops_route("/ops/background/drain", methods=["POST"], content_types=["*/*"])
 @handled
 def drain_background():
-    """CONTRACT §6: runs queued background work now (shards, announcements, notification retries)."""
+    """integration §6: runs queued background work now (shards, announcements, notification retries)."""
     from chalicelib.ops import runs
 
     actor = _operator()
@@ -286,7 +286,7 @@ def replay_dead_letter(action_id):
 @ops_route("/ops/audit", methods=["GET"])
 @handled
 def ops_audit():
-    """Changes about no one server or account: price versions, runs by hand, replays (CONTRACT §6)."""
+    """Changes about no one server or account: price versions, runs by hand, replays (integration §6)."""
     from chalicelib.ops import views
 
     _operator()
@@ -294,7 +294,7 @@ def ops_audit():
 
 
 def _list_page_route(collection: str, id_name: str, name: str) -> None:
-    """`GET /ops/<collection>/{id}/<name>?before=<cursor>`: older entries of a view's list (CONTRACT §6 "Volume")."""
+    """`GET /ops/<collection>/{id}/<name>?before=<cursor>`: older entries of a view's list (integration §6 "Volume")."""
     @ops_route(f"/ops/{collection}/{{{id_name}}}/{name}", methods=["GET"], name=f"{collection}_{name}_page")
     @handled
     def page(**ids):
@@ -351,7 +351,7 @@ def console_asset(name):
     return _console(name)
 
 
-# ---- scheduled and queued functions (names fixed by CONTRACT §3) ------------------------------------
+# ---- scheduled and queued functions (names fixed by integration §3) ------------------------------------
 @app.schedule(Cron(10, 16, "*", "*", "?", "*"), name="expiry_sweep")
 def expiry_sweep(event):
     """Daily 00:10 Asia/Shanghai; "now" is the event's time. Queues one message per shard for
@@ -373,7 +373,7 @@ def payg_metering(event):
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="notification_retry")
 def notification_retry(event):
-    """CONTRACT §6: recorded notifications are published (again) until sent, at least every 5 minutes."""
+    """integration §6: recorded notifications are published (again) until sent, at least every 5 minutes."""
     from chalicelib.notify import outbox
 
     return outbox.retry_recorded()

@@ -77,7 +77,7 @@ def _op(method: str, summary: str, answer: type[BaseModel], body: type[BaseModel
 
 
 def _id(name: str) -> list[dict]:
-    """A path id: the same pattern as in payloads; outside it the answer is 404 (CONTRACT §6)."""
+    """A path id: the same pattern as in payloads; outside it the answer is 404 (integration §6)."""
     return [{"name": name, "in": "path", "required": True, "schema": _schema_of(Id)}]
 
 
@@ -97,7 +97,7 @@ def _list(summary: str, answer: type[BaseModel], *params: dict) -> dict:
     return operation
 
 
-# The lists of the views that page back (CONTRACT §6 "Volume"), with the shape of one page.
+# The lists of the views that page back (integration §6 "Volume"), with the shape of one page.
 PAGES = {"ledger": schemas.LedgerPage, "notifications": schemas.NotificationPage,
          "cluster_actions": schemas.ClusterActionPage, "audit": schemas.AuditPage, "servers": schemas.ServerIdPage}
 SERVER_LISTS = ("ledger", "notifications", "cluster_actions", "audit")

@@ -2,7 +2,7 @@
 threaded HTTP server that takes a burst, and answers unknown methods with the contract's JSON 405.
 
 `chalice local` listens with http.server's backlog of 5, so a burst of simultaneous connections gets
-some refused or reset (CONTRACT §6 "Volume" asks for at least 150). Chalice's local classes keep
+some refused or reset (integration §6 "Volume" asks for at least 150). Chalice's local classes keep
 `app.current_request` per thread, so serving each connection on its own thread is safe.
 
     python -m infra.local.api_server --host 127.0.0.1 --port 8000    # from the repository root

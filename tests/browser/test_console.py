@@ -221,7 +221,7 @@ def test_expiring_server_opened_from_the_list_and_suspended_with_a_reason(browse
     assert (view["state"], view["stop_reason"], view["retain_until"]) == ("stopped", "security_incident", None)
     assert [(a["kind"], a["status"]) for a in view["cluster_actions"]] == [("stop", "pending")]
     assert text_of(browser, "#server-actions tbody tr:last-child td:nth-child(2)") == "stop"
-    # CONTRACT §6: the suspension is in the server's audit trail, with its actor, reason and note
+    # integration §6: the suspension is in the server's audit trail, with its actor, reason and note
     assert view["audit"][-1] == {"at": view["audit"][-1]["at"], "action": "suspend", "actor": "operator",
                                  "reason": "security_incident", "note": "abuse report 42"}
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#server-audit tbody tr:last-child td")]

@@ -86,7 +86,7 @@ def test_local_defaults_allow_the_clock_override_and_refuse_bad_input(stack):
 
 
 def test_contract_6_R_NOTE_1_a_notification_leaves_the_stack_on_a_background_drain(stack):
-    """CONTRACT §6 / R-NOTE-1 through `make run` (schedules off): the sweep records `stopped`; one
+    """integration §6 / R-NOTE-1 through `make run` (schedules off): the sweep records `stopped`; one
     `POST /ops/background/drain` publishes it to the emulator's `billing-notifications` topic, where a
     subscribed queue receives it once with its notification_id; the view then shows it sent."""
     import boto3
@@ -118,7 +118,7 @@ def test_contract_6_R_NOTE_1_a_notification_leaves_the_stack_on_a_background_dra
 
 
 def test_a_burst_of_150_new_orders_is_taken_and_applied(stack):
-    """CONTRACT §6 "Volume": 150 simultaneous connections, each a new order (alternately a monthly and a
+    """integration §6 "Volume": 150 simultaneous connections, each a new order (alternately a monthly and a
     pay-as-you-go server, 10 accounts); none refused or reset; each answers 200, or 409
     event_in_progress which the sender retries; every server is then applied exactly once."""
     barrier, answers, failures = threading.Barrier(BURST), {}, []

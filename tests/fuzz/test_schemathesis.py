@@ -6,12 +6,12 @@ with schemathesis; every operation is fuzzed with positive and negative cases, s
 webhook bodies signed with the local secrets (over the exact bytes sent) and ops calls authorised
 with the local token (schemathesis still drops those headers in some negative cases, on purpose).
 Every answer is checked for:
-- no 5xx ever (`not_a_server_error`; CONTRACT §1: a 5xx is only for the system's own faults);
+- no 5xx ever (`not_a_server_error`; integration §1: a 5xx is only for the system's own faults);
 - conformance to the document: documented status code, content type and body schema;
 - invalid input (per the document) is rejected (`negative_data_rejection`);
-- CONTRACT §6: path ids over the whole id alphabet and beyond it (404 outside it), and bodies nested at
+- integration §6: path ids over the whole id alphabet and beyond it (404 outside it), and bodies nested at
   every depth (400 past 32 levels) on every operation that takes a body, answered without a 5xx;
-- CONTRACT §1/§2 "whatever is answered with 4xx changes no state" (and "a 5xx ... leaves no partial
+- integration §1/§2 "whatever is answered with 4xx changes no state" (and "a 5xx ... leaves no partial
   state"): around every 4xx/5xx answer the views of a known account/server (`acc-fz`/`srv-fz`, created
   through a signed event first) and the number of items in every DynamoDB table of the stack's
   emulator are unchanged; and those views keep answering 200 whatever was accepted before.
@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import random
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -57,7 +59,8 @@ KNOWN = {"account_id": "acc-fz", "server_id": "srv-fz", "order_id": "ord-fz", "p
 SEED_PRICE = 10000  # std-2c4g monthly price in the local seed catalogue
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
-SEED = 20260101
+# A new seed every run, so the suite keeps exploring; a failure names it, and FUZZ_SEED=<n> replays it.
+SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**31))
 MAX_EXAMPLES = 15
 
 # Every operation of the document, as `METHOD /path`. schemathesis' own lazy loader
@@ -84,7 +87,7 @@ OPERATIONS = [
     "GET /ops/lists/awaiting-destruction",
     "GET /ops/lists/arrears",
     "GET /ops/lists/grants",
-    # CONTRACT §6: the operators' trail and the pages of the views' lists
+    # integration §6: the operators' trail and the pages of the views' lists
     "GET /ops/audit",
     "GET /ops/servers/{server_id}/ledger",
     "GET /ops/servers/{server_id}/notifications",
@@ -105,7 +108,7 @@ def stack():
 
 
 def sign(body: bytes, secret: str) -> str:
-    """CONTRACT §1: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body bytes>")>."""
+    """integration §1: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body bytes>")>."""
     t = int(time.time())
     return f"t={t},v1={hmac.new(secret.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
 
@@ -155,7 +158,7 @@ class State:
         return self._last, problem
 
     def after(self, status: int, before: dict, describe) -> str | None:
-        """CONTRACT §1: a 4xx changes no state, and a 5xx leaves no partial state. Returns what went wrong."""
+        """integration §1: a 4xx changes no state, and a 5xx leaves no partial state. Returns what went wrong."""
         if status < 400:
             self._last = None  # a 2xx may change state: take a fresh snapshot next time
             self._changed_by = describe()
@@ -168,7 +171,7 @@ class State:
                    if before["items"][t] != now["items"][t]}
         views = [p for p in now["views"] if now["views"][p] != before["views"][p]]
         rule = "a 4xx changes no state" if status < 500 else "a 5xx leaves no partial state"
-        return (f"State changed by a request answered {status} (CONTRACT: {rule})\n"
+        return (f"State changed by a request answered {status} (integration guide: {rule})\n"
                 f"    {describe()}\n    item counts (before, after): {changed}; views changed: {views}")
 
 
@@ -199,7 +202,7 @@ def datetimes_rfc3339() -> st.SearchStrategy[str]:
     return st.one_of(near, anywhere, edges)
 
 
-ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # CONTRACT §6
+ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # integration §6
 
 
 def _is_id(value) -> bool:
@@ -207,7 +210,7 @@ def _is_id(value) -> bool:
 
 
 def _order_fields(data: dict, draw) -> dict:
-    """The fields order.paid needs for its kind (CONTRACT §1), and sometimes the right amount (R-PAY-2)."""
+    """The fields order.paid needs for its kind (integration §1), and sometimes the right amount (R-PAY-2)."""
     kind = data.get("kind")
     if kind == "new":
         data.setdefault("billing_mode", draw(st.sampled_from(["monthly", "payg", "trial"])))
@@ -284,7 +287,7 @@ def _raw(body) -> bytes:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_answers_conform_and_rejections_change_nothing(label, mode, api_schema, stack, state):
-    """CONTRACT §1/§2 for every operation of the document: no 5xx, answers as documented, invalid
+    """integration §1/§2 for every operation of the document: no 5xx, answers as documented, invalid
     input rejected, and a 4xx (or 5xx) answer changes no state."""
     operation = api_schema.find_operation_by_label(label)
     assert operation is not None, label
@@ -328,11 +331,11 @@ def test_answers_conform_and_rejections_change_nothing(label, mode, api_schema, 
 
     run()
     if failures:
-        pytest.fail(f"{label} ({mode.value}): {len(failures)} failing case(s) of {MAX_EXAMPLES}; the first ones:\n\n"
+        pytest.fail(f"{label} ({mode.value}, FUZZ_SEED={SEED}): {len(failures)} failing case(s) of {MAX_EXAMPLES}; the first ones:\n\n"
                     + "\n\n".join(failures[:5]), pytrace=False)
 
 
-# ---- CONTRACT §6: path ids and nesting, on every operation ------------------------------------------
+# ---- integration §6: path ids and nesting, on every operation ------------------------------------------
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 MAX_DEPTH = 32
 WITH_PATH_ID = [label for label in OPERATIONS if "{" in label]
@@ -354,7 +357,7 @@ def path_ids() -> st.SearchStrategy[str]:
 
 
 def _body_for(label: str, nested: str) -> bytes:
-    """A body that would be accepted but for `extra`, nested as drawn (CONTRACT §6)."""
+    """A body that would be accepted but for `extra`, nested as drawn (integration §6)."""
     path = label.split()[1]
     if path in SECRETS:
         event = support.envelope("account.topped_up", {"account_id": KNOWN["account_id"], "amount": 1,
@@ -366,7 +369,7 @@ def _body_for(label: str, nested: str) -> bytes:
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_path_ids_and_nesting_are_4xx_never_5xx_and_change_nothing(label, stack, state):
-    """CONTRACT §6 on the running stack: an id outside the alphabet in a path is 404 (never 5xx), one inside
+    """integration §6 on the running stack: an id outside the alphabet in a path is 404 (never 5xx), one inside
     reaches the service; a body nested past 32 levels is 400; a refused request changes nothing."""
     method, template = label.split()
     failures: list[str] = []
@@ -418,5 +421,5 @@ def test_path_ids_and_nesting_are_4xx_never_5xx_and_change_nothing(label, stack,
 
     run()
     if failures:
-        pytest.fail(f"{label}: {len(failures)} failing case(s) of {MAX_EXAMPLES}; the first ones:\n\n"
+        pytest.fail(f"{label} (FUZZ_SEED={SEED}): {len(failures)} failing case(s) of {MAX_EXAMPLES}; the first ones:\n\n"
                     + "\n\n".join(failures[:5]), pytrace=False)

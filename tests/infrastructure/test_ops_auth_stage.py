@@ -1,4 +1,4 @@
-"""CONTRACT §2/§6: in AWS the ops routes may use IAM authorization instead of tokens. The `iam` stage of
+"""integration §2/§6: in AWS the ops routes may use IAM authorization instead of tokens. The `iam` stage of
 `.chalice/config.json` sets OPS_AUTH=iam, and the API that `chalice package --stage iam` builds puts every
 `/ops/` route (and only those) behind SigV4; the default stage keeps bearer tokens."""
 from __future__ import annotations

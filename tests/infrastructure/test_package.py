@@ -37,7 +37,7 @@ def test_functions_schedules_and_queue_are_the_contracts(packaged):
     sqs = resources["ClusterActions"]["Properties"]["Events"]["ClusterActionsSqsEventSource"]["Properties"]
     assert sqs["Queue"]["Fn::Sub"].endswith(":billing-cluster-actions")
     assert resources["ClusterActions"]["DependsOn"] == ["ClusterActionsQueue"]
-    # CONTRACT §6: recorded notifications are retried at least every 5 minutes
+    # integration §6: recorded notifications are retried at least every 5 minutes
     assert resources["NotificationRetry"]["Properties"]["Events"]["NotificationRetryEvent"]["Properties"]["Schedule"] == "rate(5 minutes)"
     assert {r["Properties"]["Handler"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"} == {
         "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.background_work",

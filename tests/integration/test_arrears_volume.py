@@ -1,4 +1,4 @@
-"""R-PAY-6, R-PAY-7 and R-LIFE-7 at volume (CONTRACT §6 "Volume"): a balance that crosses zero moves
+"""R-PAY-6, R-PAY-7 and R-LIFE-7 at volume (integration §6 "Volume"): a balance that crosses zero moves
 every payg server of the account before the call answers, however many it has; a cut-off settlement is
 finished by the next run or a redelivery; one account's failure stays one failure inside metering;
 repeated and concurrent metering runs charge each hour once."""
@@ -92,7 +92,7 @@ def top_up(api, account_id: str, amount: int, at: str, event_id: str | None = No
 
 @pytest.mark.parametrize("n", [120, 300, 1000])
 def test_R_PAY_7_crossing_zero_moves_every_payg_server_of_the_account(priced, n):
-    """CONTRACT §6 Volume: the metering run that crosses zero suspends all n payg servers before it
+    """integration §6 Volume: the metering run that crosses zero suspends all n payg servers before it
     answers; the top-up that brings the balance back to 0 resumes all of them (R-PAY-6 grid restarts)."""
     ids = seed_payg("acc-big", n)
     status, _ = top_up(priced, "acc-big", n * HOURLY, START)

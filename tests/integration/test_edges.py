@@ -1,4 +1,4 @@
-"""SPEC §6 edges E-1 … E-7 through the contract (webhooks, ops API, sweeps)."""
+"""rules §6 edges E-1 … E-7 through the contract (webhooks, ops API, sweeps)."""
 from __future__ import annotations
 
 import pytest
@@ -141,7 +141,7 @@ def test_E_7_price_changes_are_announced_only_to_accounts_with_a_live_server_on_
     assert priced.server("srv-live")["state"] == "active"
     body = priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
     assert body["announced_to"] == 2
-    priced.ops("POST", "/ops/background/drain")  # announcements are queued background work (CONTRACT §6)
+    priced.ops("POST", "/ops/background/drain")  # announcements are queued background work (integration §6)
     announced = {a: [n["kind"] for n in priced.account(a)["notifications"]]
                  for a in ("acc-live", "acc-term", "acc-gone", "acc-mixed")}
     assert announced == {"acc-live": ["price_change"], "acc-term": [], "acc-gone": [], "acc-mixed": ["price_change"]}

@@ -1,4 +1,4 @@
-"""Scheduled work fanned out on the background queue (CONTRACT §3 schedules, §6 Background work and Volume;
+"""Scheduled work fanned out on the background queue (integration §3 schedules, §6 Background work and Volume;
 issue 9 items 1, 2, 5): one message per shard, shard workers that hand over before their budget, repeated
 pieces that change nothing twice, POST /ops/background/drain, queued price announcements (R-NOTE-2), and a
 sweep run that goes on past a failing server (R-LIFE-1 retried by the next run)."""
@@ -60,7 +60,7 @@ def drain(api) -> dict:
 
 # ---- the scheduled functions queue one message per shard -------------------------------------------------
 def test_scheduled_sweep_and_metering_queue_one_message_per_shard(api):
-    """CONTRACT §3: `expiry_sweep` and `payg_metering` hand each shard to `background_work` (SendMessageBatch)."""
+    """integration §3: `expiry_sweep` and `payg_metering` hand each shard to `background_work` (SendMessageBatch)."""
     from chalicelib.store.session import SHARDS
 
     event = api.client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
@@ -173,7 +173,7 @@ def test_the_same_metering_shard_run_twice_at_once_charges_each_hour_once(priced
 
 
 def test_drain_runs_every_queued_shard_of_a_scheduled_run(priced):
-    """CONTRACT §6: POST /ops/background/drain runs the shards `payg_metering` queued (R-PAY-6)."""
+    """integration §6: POST /ops/background/drain runs the shards `payg_metering` queued (R-PAY-6)."""
     from chalicelib.store import runs
     from chalicelib.store.session import SHARDS
 
@@ -192,7 +192,7 @@ def test_drain_runs_every_queued_shard_of_a_scheduled_run(priced):
 
 
 def test_ops_sweep_still_finishes_the_whole_run_before_answering(priced):
-    """CONTRACT §6: POST /ops/sweeps/expiry visits every shard itself; nothing is left queued."""
+    """integration §6: POST /ops/sweeps/expiry visits every shard itself; nothing is left queued."""
     seed.monthly_servers([f"srv-{i}" for i in range(40)], _t(PAID))
     body = priced.sweep(NOW)
     assert (body["expire"], body["complete"], body["errors"], body["error_ids"]) == (40, True, 0, [])
@@ -217,7 +217,7 @@ def test_one_sweep_stops_300_due_servers(priced):
 
 
 def test_price_change_announcements_are_queued_and_delivered_by_a_drain(priced, monkeypatch):
-    """R-NOTE-2, CONTRACT §6: PUT /ops/plans answers with the accounts queued; a drain announces to all."""
+    """R-NOTE-2, integration §6: PUT /ops/plans answers with the accounts queued; a drain announces to all."""
     from chalicelib.billing import plans
 
     monkeypatch.setattr(plans, "ANNOUNCE_CHUNK", 2)
@@ -281,7 +281,7 @@ def test_a_500_never_claims_nothing_was_changed(priced, monkeypatch):
 
 
 def test_drain_counts_a_failed_task_keeps_it_queued_and_drops_a_message_it_cannot_read(priced, monkeypatch):
-    """CONTRACT §6: the drain answers {"ran", "succeeded", "failed"}; a task that failed is tried again later
+    """integration §6: the drain answers {"ran", "succeeded", "failed"}; a task that failed is tried again later
     (SQS's consumer or the next drain), one that no handler understands is dropped."""
     from chalicelib import aws, background
     from chalicelib.billing import plans

@@ -1,4 +1,4 @@
-"""CONTRACT §6 "Identifiers and limits" through the contract: the id alphabet in payloads (400 naming the
+"""integration §6 "Identifiers and limits" through the contract: the id alphabet in payloads (400 naming the
 field) and paths (404), event ids unique per sender only, nesting depth, business times whose consequences
 fall outside 2000–2199, the signature's `t`, and refunds naming unknown accounts. Refused = nothing changes."""
 from __future__ import annotations
@@ -35,7 +35,7 @@ def nothing_stored(api, server_id="srv-1", account_id="acc-1"):
     ("order_id", "ord@1"), ("plan_id", "std?"),
 ])
 def test_ids_outside_the_alphabet_in_a_payload_are_400_naming_the_field(priced, field, value):
-    """CONTRACT §6: 1–128 characters of A–Z a–z 0–9 . _ : -; anything else 400, nothing changes."""
+    """integration §6: 1–128 characters of A–Z a–z 0–9 . _ : -; anything else 400, nothing changes."""
     data = new_order()
     data[field] = value
     status, body = priced.pay("order.paid", data)
@@ -92,7 +92,7 @@ def test_put_plan_with_an_impossible_id_is_404_and_creates_nothing(priced, plan_
 
 
 def test_same_event_id_from_both_senders_on_one_server_at_one_instant_both_apply(priced):
-    """CONTRACT §6: event ids are unique per sender. Before, both built the same ledger key and the
+    """integration §6: event ids are unique per sender. Before, both built the same ledger key and the
     second answered 409 event_in_progress on every retry."""
     priced.buy_monthly("srv-1", "2026-01-01T10:00:00+08:00", months=6)
     for kind, at in [("submitted", "2026-01-05T09:00:00+08:00"), ("approved", "2026-01-08T09:00:00+08:00")]:
@@ -191,7 +191,7 @@ def test_a_renewal_past_the_range_is_400_and_changes_nothing(priced):
 
 
 def test_a_refund_naming_an_unknown_account_is_held_and_creates_no_account(priced):
-    """CONTRACT §1 creates accounts for new orders and top-ups only. The order exists, so this is not an
+    """integration §1 creates accounts for new orders and top-ups only. The order exists, so this is not an
     unknown reference a retry could fix: it is held for review (order_mismatch) on the order's account."""
     priced.buy_monthly("srv-1", "2026-01-01T10:00:00+08:00")
     status, body = priced.pay("order.refunded", {"order_id": "ord-srv-1-new", "account_id": "acc-nobody",

@@ -253,7 +253,7 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
     with recorded("api_handler"):
         api.pay("account.topped_up", {"account_id": "acc-many", "amount": 1600, "topped_up_at": "2026-01-01T01:10:00+08:00"})
     assert api.server("acc-many-s0039")["state"] == "active"
-    with recorded("notification_retry"):  # CONTRACT §6: the outbox published from the schedule
+    with recorded("notification_retry"):  # integration §6: the outbox published from the schedule
         assert scheduled(api, "notification_retry", "2026-04-02T00:15:00Z")["failed"] == 0
     with recorded("api_handler"):
         api.sweep("2026-05-02T00:10:00+08:00")

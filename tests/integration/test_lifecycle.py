@@ -126,7 +126,7 @@ def test_sweep_cut_off_by_its_budget_continues_where_it_stopped(priced):
 
 
 def test_scheduled_expiry_sweep_function_uses_the_event_time(api):
-    """The scheduled function queues the run's shards (CONTRACT §6 Background work); a drain runs them."""
+    """The scheduled function queues the run's shards (integration §6 Background work); a drain runs them."""
     from chalicelib.store import runs
     from chalicelib.store.session import SHARDS
 
@@ -268,7 +268,7 @@ def test_R_NOTE_2_future_price_is_announced_to_affected_accounts_past_one_is_not
     body = priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
     assert body["announced_to"] == 1
     priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
-    # queued as background work (CONTRACT §6): delivered by the drain, once for both PUTs
+    # queued as background work (integration §6): delivered by the drain, once for both PUTs
     assert priced.ops("POST", "/ops/background/drain") == (200, {"ran": 2, "succeeded": 2, "failed": 0})
     assert [n["kind"] for n in priced.account("acc-n")["notifications"]] == ["price_change"]
     assert priced.plan("std", 10500, 21, "2025-06-01T00:00:00+08:00")["announced_to"] == 0

@@ -1,4 +1,4 @@
-"""The operators' lists (GET /ops/lists/{name}, GET /ops/dead-letters): exact items from SPEC rules,
+"""The operators' lists (GET /ops/lists/{name}, GET /ops/dead-letters): exact items from the rules (docs/rules.md),
 cursor pagination, and a page costs one Query per shard however many servers are stored."""
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def test_R_CLU_4_dead_letters_are_paginated_oldest_first(priced):
     ("/ops/dead-letters", {"month": "2026-12"}, "month"),
 ])
 def test_bad_list_parameters_are_400_naming_the_field(priced, path, params, field):
-    """CONTRACT §2: bad input is 400 invalid_payload naming the field."""
+    """integration §2: bad input is 400 invalid_payload naming the field."""
     status, body = get(priced, path, **params)
     assert (status, body["error"]["code"], body["error"]["fields"]) == (400, "invalid_payload", [field])
 
@@ -221,7 +221,7 @@ def test_a_cursor_of_one_list_is_refused_by_another(priced):
 
 
 def test_lists_need_the_ops_token_and_unknown_lists_are_404(priced):
-    """CONTRACT §2: no token or a wrong one is 401; an unknown id (list name) is 404."""
+    """integration §2: no token or a wrong one is 401; an unknown id (list name) is 404."""
     assert priced.ops("GET", "/ops/lists/expiring", token="wrong")[0] == 401
     assert priced.client.http.get("/ops/lists/arrears").status_code == 401
     status, body = priced.ops("GET", "/ops/lists/everything")

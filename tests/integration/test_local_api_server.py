@@ -1,5 +1,5 @@
 """The local stack's API server (infra/local/api_server.py) on its own, without a stack: unknown methods
-answered 405 in JSON, not 501, and 150 connections held open at once all answered (CONTRACT §6 "Volume").
+answered 405 in JSON, not 501, and 150 connections held open at once all answered (integration §6 "Volume").
 A listen backlog of 5 passes the latter too, only slower (the kernel retries the dropped SYNs): the burst
 through `make run` in tests/e2e is the test that fails with `chalice local`."""
 from __future__ import annotations

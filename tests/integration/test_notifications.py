@@ -1,4 +1,4 @@
-"""Notifications are delivered, not just recorded (CONTRACT §6, R-NOTE-1, R-NOTE-2): recorded in the
+"""Notifications are delivered, not just recorded (integration §6, R-NOTE-1, R-NOTE-2): recorded in the
 cause's transaction, published to the `billing-notifications` topic by background work (the drain and
 the scheduled `notification_retry`), marked `sent`; a topic outage loses nothing and sends nothing twice."""
 from __future__ import annotations
@@ -63,7 +63,7 @@ def stopped_notes(api, server_id: str = "srv-1") -> list[dict]:
 
 
 def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_shows_sent(priced):
-    """CONTRACT §6 / R-NOTE-1: the sweep records `stopped` (status recorded, nothing published on the
+    """integration §6 / R-NOTE-1: the sweep records `stopped` (status recorded, nothing published on the
     request path); one drain publishes it to the topic with its notification_id attribute and its
     target and cause in the body, marks it sent; a second drain publishes nothing."""
     url = subscribe_queue()
@@ -85,7 +85,7 @@ def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_s
 
 
 def test_contract_6_topic_outage_loses_nothing_and_sends_nothing_twice(priced):
-    """CONTRACT §6: with the topic deleted an expiry sweep still answers 200 and `stopped` stays
+    """integration §6: with the topic deleted an expiry sweep still answers 200 and `stopped` stays
     recorded (a drain fails to publish it and keeps it); once the topic exists again (same ARN) one
     drain publishes it exactly once and it shows sent; a further drain publishes nothing."""
     sns = _client("sns")
@@ -109,7 +109,7 @@ def test_contract_6_topic_outage_loses_nothing_and_sends_nothing_twice(priced):
 
 
 def test_R_NOTE_1_R_NOTE_2_account_notifications_carry_status_in_the_account_view(priced):
-    """CONTRACT §6: the account view lists the account's own notifications (arrears R-PAY-7/R-NOTE-1,
+    """integration §6: the account view lists the account's own notifications (arrears R-PAY-7/R-NOTE-1,
     price_change R-NOTE-2) with their status; the scheduled `notification_retry` sends them."""
     priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 0,
                                         billing_mode="payg", plan_id="std", region="cn-north-1"))
@@ -153,7 +153,7 @@ def test_contract_6_the_drain_needs_an_ops_token(priced):
 
 
 def test_contract_6_retry_reads_the_outbox_in_pages(priced):
-    """CONTRACT §6 / R-NOTE-1: four notifications of one server (one index shard) read one per page:
+    """integration §6 / R-NOTE-1: four notifications of one server (one index shard) read one per page:
     all published, each once."""
     from chalicelib.notify import outbox
 

@@ -52,7 +52,7 @@ def plans(api, capfd):
 
 
 def test_a_webhook_logs_one_json_line_with_its_event_id_and_counts_processed_then_duplicate(plans, capfd):
-    """R-PAY-1 delivery, then its duplicate (CONTRACT §2 idempotency): `webhook processed` / `webhook duplicate`
+    """R-PAY-1 delivery, then its duplicate (integration §2 idempotency): `webhook processed` / `webhook duplicate`
     lines carry the event id; WebhooksProcessed 1, then WebhooksDuplicate 1."""
     event = support.envelope("order.paid", support.order_paid(
         "ord-o1", "acc-1", "srv-o1", "new", "2026-01-31T10:00:00+08:00", 10000,
@@ -81,7 +81,7 @@ def test_R_PAY_2_a_held_payment_is_counted_and_logged_with_its_reason(plans, cap
 
 
 def test_rejected_webhooks_are_counted_by_error_code(plans, capfd):
-    """CONTRACT §2: a bad signature is 401 invalid_signature, a body that is not an envelope 400 invalid_payload."""
+    """integration §2: a bad signature is 401 invalid_signature, a body that is not an envelope 400 invalid_payload."""
     event = support.envelope("order.paid", {}, "evt-obs-bad")
     assert plans.deliver("/webhooks/payments", event, "wrong-secret")[0] == 401
     assert plans.deliver("/webhooks/payments", event, support.PAY_SECRET)[0] == 400
@@ -104,7 +104,7 @@ def test_R_LIFE_1_R_NOTE_1_R_CLU_4_a_sweep_counts_visits_notifications_and_a_dea
     objects = printed(capfd)
     notes = plans.server("srv-s")["notifications"]
     assert (summary["visited"], summary["errors"]) == (1, 0) and notes
-    # CONTRACT §6: the sweep records its notifications; publishing them is background work (below)
+    # integration §6: the sweep records its notifications; publishing them is background work (below)
     assert metrics(objects) == Counter({("SweepServersVisited", ()): 1, ("SweepErrors", ()): 0,
                                         ("NotificationsRecorded", ()): len(notes)})
     [line] = logs(objects, "expiry run finished")

@@ -1,4 +1,4 @@
-"""Every webhook at one read and one transaction (CONTRACT §1 "A webhook reads what it names in one
+"""Every webhook at one read and one transaction (integration §1 "A webhook reads what it names in one
 TransactGetItems and writes once"), with the rules exact where copies stand in for reads: R-PAY-2/3
 (renewal priced from the server's copy of its plan), R-LIFE-5 (agreement ended from the account's count of
 closed servers), R-FREE-2 (3) and (9) (approvals kept on the server, the account's violation checked at

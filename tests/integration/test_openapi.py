@@ -33,7 +33,7 @@ def test_document_lists_every_contract_route_and_event(document):
         "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay",
         "/ops/lists/expiring", "/ops/lists/awaiting-destruction", "/ops/lists/arrears", "/ops/lists/grants",
         "/ops/background/drain",
-        # CONTRACT §6: the operators' trail and the pages of the views' lists
+        # integration §6: the operators' trail and the pages of the views' lists
         "/ops/audit", *(f"/ops/servers/{{server_id}}/{n}" for n in ("ledger", "notifications", "cluster_actions", "audit")),
         *(f"/ops/accounts/{{account_id}}/{n}" for n in ("ledger", "notifications", "audit", "servers"))}
     mapping = document["paths"]["/webhooks/payments"]["post"]["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
@@ -60,7 +60,7 @@ def test_real_requests_and_answers_validate_against_the_document(api, document):
     check(document, "AccountView", api.account("acc-1"))
     _, drained = api.ops("POST", "/ops/cluster-actions/drain")
     check(document, "DrainAnswer", drained)
-    _, drained = api.ops("POST", "/ops/background/drain")  # CONTRACT §6
+    _, drained = api.ops("POST", "/ops/background/drain")  # integration §6
     check(document, "DrainAnswer", drained)
     _, letters = api.ops("GET", "/ops/dead-letters")
     check(document, "DeadLetters", letters)
@@ -86,7 +86,7 @@ def test_real_requests_and_answers_validate_against_the_document(api, document):
 
 
 def test_the_document_says_what_the_server_accepts(document):
-    """CONTRACT §6: every id field and path parameter carries the id pattern and length, every time its
+    """integration §6: every id field and path parameter carries the id pattern and length, every time its
     format and 2000–2199 range, the money fields their bounds."""
     id_schema = {"pattern": "^[A-Za-z0-9._:-]{1,128}$", "minLength": 1, "maxLength": 128}
     for path, item in document["paths"].items():

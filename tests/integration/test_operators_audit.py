@@ -1,4 +1,4 @@
-"""CONTRACT §6 "Operators are named": named ops tokens, the actor of each change, and the audit trail in
+"""integration §6 "Operators are named": named ops tokens, the actor of each change, and the audit trail in
 the server view, the account view and GET /ops/audit; refused calls record nothing."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT §6 "Volume": each list of the server and account views holds the latest 100 entries, oldest
+"""integration §6 "Volume": each list of the server and account views holds the latest 100 entries, oldest
 first, with `<list>_next` naming the page before them; `GET /ops/{servers|accounts}/{id}/<list>?before=`
 pages back; a view costs the same few DynamoDB requests however long the histories are."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CONTRACT §1 answers for the signed callbacks: signature, transport, validation, idempotency, concurrency."""
+"""integration §1 answers for the signed callbacks: signature, transport, validation, idempotency, concurrency."""
 from __future__ import annotations
 
 import json
@@ -241,7 +241,7 @@ def test_concurrent_different_events_on_one_account_all_apply(priced):
 
 @pytest.mark.both_backends
 def test_twenty_concurrent_http_deliveries_of_one_order_apply_it_once(priced, http_api, backend):
-    """CONTRACT §1 idempotency under a real race (on DynamoDB Local the transactions really collide and
+    """integration §1 idempotency under a real race (on DynamoDB Local the transactions really collide and
     are cancelled with TransactionConflict): 20 simultaneous deliveries of one new order over HTTP each
     answer 200 processed/duplicate or 409 event_in_progress; the order is applied exactly once."""
     import requests

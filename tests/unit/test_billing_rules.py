@@ -1,4 +1,4 @@
-"""Pure billing rules (SPEC §1, R-LIFE-5, R-LIFE-6): exact fen, dates and hours."""
+"""Pure billing rules (rules §1, R-LIFE-5, R-LIFE-6): exact fen, dates and hours."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta

@@ -1,4 +1,4 @@
-"""CONTRACT §6 "Identifiers and limits", the pure parts: the id alphabet, JSON nesting depth."""
+"""integration §6 "Identifiers and limits", the pure parts: the id alphabet, JSON nesting depth."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Pure lifecycle rules (SPEC §2): stop reasons, retention, the sweep's steps."""
+"""Pure lifecycle rules (rules §2): stop reasons, retention, the sweep's steps."""
 from __future__ import annotations
 
 import pytest
@@ -92,7 +92,7 @@ def test_R_FREE_4_free_days_are_whole_24_hour_days():
     assert rules.add_free_days(t("2026-03-10T10:00:00+08:00"), 10) == t("2026-03-20T10:00:00+08:00")
 
 
-# ---- SPEC §6 edges ------------------------------------------------------------------------------
+# ---- rules §6 edges ------------------------------------------------------------------------------
 def test_E_1_termination_under_an_operator_hold_starts_the_retention_clock():
     s = server()
     rules.add_reason(s, "security_incident", t("2026-02-01T09:00:00+08:00"))

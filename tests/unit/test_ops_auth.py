@@ -1,4 +1,4 @@
-"""CONTRACT §6 "Operators are named": which bearer tokens authorize, and who the actor is."""
+"""integration §6 "Operators are named": which bearer tokens authorize, and who the actor is."""
 from __future__ import annotations
 
 import pytest

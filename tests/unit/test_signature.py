@@ -1,4 +1,4 @@
-"""CONTRACT §1 signature rules, checked against Stripe's independent signer."""
+"""integration §1 signature rules, checked against Stripe's independent signer."""
 from __future__ import annotations
 
 import pytest
@@ -45,7 +45,7 @@ def test_no_secrets_configured_accepts_nothing():
 @pytest.mark.parametrize("t_value", ["01800000000", "+1800000000", "1_800_000_000", " 1800000000", "0x6b49d200",
                                      "١٨٠٠٠٠٠٠٠٠", "1800000000.0", ""])
 def test_t_must_be_plain_digits(t_value):
-    """CONTRACT §1, §6: `t` is a unix time in plain digits; int() alone accepts +, _ and other scripts'
+    """integration §1, §6: `t` is a unix time in plain digits; int() alone accepts +, _ and other scripts'
     digits, so one signature could be spelled several ways."""
     # signed over the canonical time, so only the parsing of `t` can refuse it
     with pytest.raises(InvalidSignature):

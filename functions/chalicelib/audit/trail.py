@@ -1,4 +1,4 @@
-"""The operators' audit trail (CONTRACT §6 "Operators are named"): who changed what, when and why,
+"""The operators' audit trail (integration §6 "Operators are named"): who changed what, when and why,
 staged in the transaction of the change itself so a refused or failed call leaves no entry."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payment gateway payloads (CONTRACT §1, /webhooks/payments)."""
+"""Payment gateway payloads (integration §1, /webhooks/payments)."""
 from __future__ import annotations
 
 from typing import Literal, Optional

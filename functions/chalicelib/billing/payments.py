@@ -144,7 +144,7 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
         raise UnknownReference(f"order {p.order_id!r} is not known")
     if order.account_id != p.account_id or order.server_id != p.server_id:
         # held on the named account if it exists, else on the order's: a refund never creates an
-        # account (CONTRACT §1 creates them for new orders and top-ups only)
+        # account (integration §1 creates them for new orders and top-ups only)
         load_account(w, p.account_id if s.account(p.account_id) is not None else order.account_id)
         return _hold(w, None, "order_mismatch", p.amount, p.refunded_at, None, p.server_id)
     account = load_account(w, p.account_id)

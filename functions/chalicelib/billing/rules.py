@@ -1,4 +1,4 @@
-"""Pure rules of buying, renewing, metering and refunding (SPEC §1, R-LIFE-5, R-LIFE-6). No I/O."""
+"""Pure rules of buying, renewing, metering and refunding (rules §1, R-LIFE-5, R-LIFE-6). No I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass

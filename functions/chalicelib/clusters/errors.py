@@ -27,4 +27,4 @@ class PermanentClusterError(ClusterActionError):
 
 
 class NoCredentialsError(PermanentClusterError):
-    """The server's kubeconfig secret is missing (CONTRACT §4): recorded as failed with this reason and kept for replay."""
+    """The server's kubeconfig secret is missing (integration §4): recorded as failed with this reason and kept for replay."""

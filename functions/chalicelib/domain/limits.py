@@ -1,4 +1,4 @@
-"""How deep a JSON body may nest (CONTRACT §6 "Identifiers and limits"): checked once on every body,
+"""How deep a JSON body may nest (integration §6 "Identifiers and limits"): checked once on every body,
 webhook or ops, before any model sees it, so no parser or encoder can run out of stack (a 400, not a 500)."""
 from __future__ import annotations
 

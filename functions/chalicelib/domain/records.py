@@ -164,7 +164,7 @@ class Notification(Record):
 
 
 class AuditEntry(Record):
-    """One operator change (CONTRACT §6): who (`actor`), what (`action`), when, and the body's fields."""
+    """One operator change (integration §6): who (`actor`), what (`action`), when, and the body's fields."""
     target: str
     at: AwareDatetime
     action: str

@@ -1,5 +1,5 @@
 """Types every capability shares at its edge: identifiers, business times and the base of every payload
-(CONTRACT §1, §6 "Identifiers and limits"); pure pydantic, no I/O."""
+(integration §1, §6 "Identifiers and limits"); pure pydantic, no I/O."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..timeutil import check_range
 
-# CONTRACT §6: every identifier (event, order, account, server, plan, filing, ticket, engineer) is
+# integration §6: every identifier (event, order, account, server, plan, filing, ticket, engineer) is
 # 1–128 characters of this alphabet. Keys are built from ids, so nothing outside it may reach the store.
 ID_ALPHABET = "A–Z a–z 0–9 . _ : -"
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -26,7 +26,7 @@ Time = Annotated[AwareDatetime, AfterValidator(check_range),
 
 
 def is_id(value: object) -> bool:
-    """CONTRACT §6: whether `value` can be an identifier at all (a path id that is not cannot exist)."""
+    """integration §6: whether `value` can be an identifier at all (a path id that is not cannot exist)."""
     return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
@@ -39,7 +39,7 @@ class Payload(BaseModel):
         return []
 
 
-# The senders of signed callbacks. Event ids are unique per sender only (CONTRACT §6), so whatever an
+# The senders of signed callbacks. Event ids are unique per sender only (integration §6), so whatever an
 # event causes is named with its sender too.
 PAYMENTS, TICKETING = "payments", "ticketing"
 

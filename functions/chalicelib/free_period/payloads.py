@@ -1,4 +1,4 @@
-"""Ticketing system payloads (CONTRACT §1, /webhooks/ticketing)."""
+"""Ticketing system payloads (integration §1, /webhooks/ticketing)."""
 from __future__ import annotations
 
 from pydantic import Field

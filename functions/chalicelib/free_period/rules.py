@@ -1,4 +1,4 @@
-"""The filing free period's rules (SPEC §3, R-FREE-1 … R-FREE-5): pure functions, no I/O.
+"""The filing free period's rules (rules §3, R-FREE-1 … R-FREE-5): pure functions, no I/O.
 
 Only the standard library, python-holidays and ``chalicelib.timeutil`` are used here, so the
 rules can be tested without any AWS fake. R-FREE-4 (applying the days) and R-FREE-6 (grant at
@@ -157,7 +157,7 @@ def _china_calendar(year: int):
 
 
 def is_working_day(day: date) -> bool:
-    """R-FREE-3 (SPEC §0): whether ``day`` is a working day on China's official calendar.
+    """R-FREE-3 (rules §0): whether ``day`` is a working day on China's official calendar.
 
     Monday–Friday, minus public holidays, plus weekend days swapped into working days, as
     python-holidays knows them (see the module docstring for years not announced yet).

@@ -18,7 +18,7 @@ def save_server(s: Session, server: Server) -> None:
     """Persist with the keys of the sweep's due index and the metering index kept in step."""
     rules.refresh(server)
     beyond = rules.unstorable(server)
-    if beyond:  # the whole unit of work is dropped: nothing changes (CONTRACT §6)
+    if beyond:  # the whole unit of work is dropped: nothing changes (integration §6)
         raise InvalidPayload(f"this change would put the server's {beyond} outside 2000-01-01 .. 2199-12-31",
                              [beyond.split()[-1]])
     meter_at = None

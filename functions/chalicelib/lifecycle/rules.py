@@ -1,4 +1,4 @@
-"""Pure lifecycle rules: stop reasons and their strength, retention, what the daily sweep owes a server (SPEC §2)."""
+"""Pure lifecycle rules: stop reasons and their strength, retention, what the daily sweep owes a server (rules §2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -152,7 +152,7 @@ def retention_steps(server: Server, now: datetime) -> list[SweepStep]:
 
 
 def unstorable(server: Server) -> Optional[str]:
-    """CONTRACT §6: the first of the server's dates, or the retention its expiry would bring, that falls
+    """integration §6: the first of the server's dates, or the retention its expiry would bring, that falls
     outside the range the system stores and shows (2000–2199), or None. Checked before every save, so a
     time whose consequences fall outside is refused when it arrives instead of breaking the views."""
     dates = {"expires_at": server.expires_at, "retain_until": server.retain_until,

@@ -1,4 +1,4 @@
-"""Notifications (R-NOTE-1, R-NOTE-2, CONTRACT §6) as a transactional outbox: recorded in the same
+"""Notifications (R-NOTE-1, R-NOTE-2, integration §6) as a transactional outbox: recorded in the same
 transaction as their cause (the (target, cause) key makes them at most once), published to the topic
 later by background work, which marks each one `sent`."""
 from __future__ import annotations

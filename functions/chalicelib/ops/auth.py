@@ -1,4 +1,4 @@
-"""Who is calling the operators' API (CONTRACT §6 "Operators are named"): a bearer token names its
+"""Who is calling the operators' API (integration §6 "Operators are named"): a bearer token names its
 operator, or, where the routes use IAM authorization, the caller's ARN does."""
 from __future__ import annotations
 

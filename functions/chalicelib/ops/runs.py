@@ -1,5 +1,5 @@
 """Scheduled jobs, drains and replays started by an operator's hand, each recorded in the audit trail
-under the `ops` target (CONTRACT §6); the scheduled runs themselves record nothing."""
+under the `ops` target (integration §6); the scheduled runs themselves record nothing."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -27,7 +27,7 @@ def drain_cluster_actions(actor: str) -> dict:
 
 
 def drain_background(actor: str) -> dict:
-    """CONTRACT §6: queued background work (shards, announcements, recorded notifications) run now."""
+    """integration §6: queued background work (shards, announcements, recorded notifications) run now."""
     from .. import background
 
     return trail.run_by_hand(actor, "drain_background", now_utc(), background.drain)

@@ -1,4 +1,4 @@
-"""Shapes of the answers (CONTRACT §1–§2) as pydantic models: the OpenAPI document is generated from
+"""Shapes of the answers (integration §1–§2) as pydantic models: the OpenAPI document is generated from
 them, and the tests validate real answers against that document, so neither can drift."""
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class NotificationView(Open):
                   "free_period_denied", "arrears", "price_change"]
     at: str
     cause: str
-    status: Literal["recorded", "sent"]  # CONTRACT §6: sent once published to the topic
+    status: Literal["recorded", "sent"]  # integration §6: sent once published to the topic
     notification_id: str  # the message attribute a subscriber drops repeats by
 
 
@@ -66,7 +66,7 @@ class LedgerRowView(Open):
 
 
 class AuditEntryView(Open):
-    """An operator change (CONTRACT §6): the body's fields (reason, note, flag, prices, …) follow."""
+    """An operator change (integration §6): the body's fields (reason, note, flag, prices, …) follow."""
     at: str
     action: str = Field(description="suspend, resume, terminate, violation, price_version, sweep_expiry, "
                                     "sweep_metering, drain_cluster_actions, replay_dead_letter, …")

@@ -1,4 +1,4 @@
-"""The operators' views of a server and an account (CONTRACT §2, "The views")."""
+"""The operators' views of a server and an account (integration §2, "The views")."""
 from __future__ import annotations
 
 from ..audit import trail
@@ -32,7 +32,7 @@ def _cluster_action(doc: dict) -> dict:
                               "error": a.error}.items() if v is not None}
 
 
-# The lists of each view (CONTRACT §6 "Volume"): where the history lives, whose key names the owner,
+# The lists of each view (integration §6 "Volume"): where the history lives, whose key names the owner,
 # and how one entry is shown. Each holds the latest PAGE_SIZE entries, older ones page by cursor.
 SERVER_LISTS = {
     "cluster_actions": (pages.CLUSTER_ACTIONS, lambda server_id: server_id, _cluster_action),

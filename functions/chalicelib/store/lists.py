@@ -14,7 +14,7 @@ LIST_SHARDS = 4
 # A balance is stored in a range key as text that sorts like the number: offset to non-negative, padded.
 BALANCE_OFFSET = 10 ** 18
 BALANCE_DIGITS = 19
-# Keys are "<sortable text>#<id>"; ids use only A–Z a–z 0–9 . _ : - (CONTRACT §6), all above " " and
+# Keys are "<sortable text>#<id>"; ids use only A–Z a–z 0–9 . _ : - (integration §6), all above " " and
 # below "~", so "<key> " is the first possible key after <key> and "<prefix>#~" the last under <prefix>.
 AFTER, LAST = " ", "~"
 

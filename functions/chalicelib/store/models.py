@@ -255,7 +255,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
 
 
 def configure() -> None:
-    """Point every model at the configured tables and endpoint (CONTRACT §5: AWS_ENDPOINT_URL[_DYNAMODB])."""
+    """Point every model at the configured tables and endpoint (integration §5: AWS_ENDPOINT_URL[_DYNAMODB])."""
     settings = get_settings()
     host = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
     for model in ALL_MODELS:

@@ -1,6 +1,6 @@
 """Newest-first pages of a record's histories (ledger, notifications, cluster actions, audit, an account's
 servers): one bounded query per page whatever the history's length, and an opaque cursor naming the
-oldest entry shown, from which the next page goes further back (CONTRACT §6 "Volume")."""
+oldest entry shown, from which the next page goes further back (integration §6 "Volume")."""
 from __future__ import annotations
 
 import base64

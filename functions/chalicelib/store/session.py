@@ -293,7 +293,7 @@ class Session:
         self.actions.append(action)
 
     def add_audit(self, entry: AuditEntry) -> None:
-        """An operator's change, committed with the change it records (CONTRACT §6)."""
+        """An operator's change, committed with the change it records (integration §6)."""
         # business time first (the trail pages by it), then the wall clock to order entries of one instant
         key = f"{store_key(entry.at)}#{time.time_ns():020d}#{uuid.uuid4().hex[:8]}"
         model = m.AuditRow(entry.target, key, doc=_doc(entry))

@@ -1,4 +1,4 @@
-"""X-Signature check (CONTRACT §1): `t=<unix>,v1=<hex>` HMAC-SHA256 over "<t>.<raw body>", several v1
+"""X-Signature check (integration §1): `t=<unix>,v1=<hex>` HMAC-SHA256 over "<t>.<raw body>", several v1
 allowed, every configured secret accepted (rotation), constant-time, 300 s window both ways."""
 from __future__ import annotations
 

@@ -273,7 +273,7 @@ def test_a_view_of_rows_only_starts_with_its_table():
 
 
 def test_audit_table_and_older_entries_flags_in_the_heading():
-    """CONTRACT §6: the audit list is a table like the others; a list with older entries says how to see them."""
+    """integration §6: the audit list is a table like the others; a list with older entries says how to see them."""
     view = {"server_id": "s1",
             "ledger": [{"at": "2026-01-10T10:00:00+08:00", "kind": "renewal", "rule": "R-PAY-3"}], "ledger_next": "Y3Vy",
             "audit": [{"at": "2026-01-12T09:00:00+08:00", "action": "suspend", "actor": "alice",

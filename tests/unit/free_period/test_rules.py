@@ -1,4 +1,4 @@
-"""Exact-value tests of the free-period rules (SPEC §3), each named with its rule id."""
+"""Exact-value tests of the free-period rules (rules §3), each named with its rule id."""
 from __future__ import annotations
 
 from dataclasses import replace
