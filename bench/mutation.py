@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ SERVICES = ["chalicelib/billing/payments.py", "chalicelib/lifecycle/effects.py",
 # (name, file, text, replacement): each once survived the whole suite; each must now be killed.
 BREAKAGES = [
     ("agreement_ended always true", "chalicelib/lifecycle/effects.py",
-     "return bool(servers) and all(", "return True or bool(servers) and all("),
+     "return bool(account.server_ids) and set(", "return True or bool(account.server_ids) and set("),
     ("top-up also lifts violation/security holds", "chalicelib/lifecycle/rules.py",
      "    del server.stop_reasons[reason]\n",
      "    del server.stop_reasons[reason]\n    if reason == 'arrears':\n"
@@ -84,7 +85,7 @@ def mutmut(ws: Path, *names: str) -> None:
 def score(found: dict[str, str], label: str) -> None:
     by_module: dict[str, list[int]] = {}
     for name, status in found.items():
-        module = name.split(".x_")[0]
+        module = re.split(r"\.x[_\u01c1]", name)[0]  # functions are x_<name>, methods x\u01c1<class>\u01c1<name>
         counts = by_module.setdefault(module, [0, 0, 0])
         counts[0 if status == "killed" else 1 if status == "survived" else 2] += 1
     total_killed = total = 0

@@ -111,7 +111,8 @@ def test_a_shard_worker_near_its_budget_hands_over_and_the_continuation_finishes
     # the continuation, again nearly out of time, hands over once more; then a drain finishes the shard
     second = background.run(continuation, nearly_out)
     assert (second["complete"], second["expire"]) == (False, 1)
-    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0}
+    # one queued piece, then the five `stopped` notifications published (R-NOTE-1, integration §6)
+    assert drain(priced) == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0}
     for sid in ids:
         view = priced.server(sid)
         assert view["stop_reason"] == "expired"
@@ -229,7 +230,8 @@ def test_price_change_announcements_are_queued_and_delivered_by_a_drain(priced, 
     assert [t["kind"] for t in queued_tasks()] == ["price_announcement"] * 3
     # queued_tasks() took them off the queue; the same PUT again queues them again, and the drain delivers
     assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 5
-    assert drain(priced) == {"ran": 3, "succeeded": 3, "failed": 0}
+    # three queued chunks of announcements, then the five `price_change` notifications published
+    assert drain(priced) == {"ran": 3 + 5, "succeeded": 3 + 5, "failed": 0}
     for account in accounts:
         notes = priced.account(account)["notifications"]
         assert [(n["kind"], n["plan_id"], n["monthly_price"], n["hourly_price"]) for n in notes] == [
