@@ -115,6 +115,11 @@ def test_R_NOTE_1_R_NOTE_2_account_notifications_carry_status_in_the_account_vie
                                         billing_mode="payg", plan_id="std", region="cn-north-1"))
     priced.meter("2026-01-01T01:30:00+08:00")  # two hours at 20 fen: balance -40, arrears
     assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 1
+    from chalicelib import background
+    from tests.integration.test_fanout import queued_tasks
+
+    [announcement] = queued_tasks()  # run as `background_work` would, without the drain's publishing
+    assert background.run(announcement)["announced"] == 1
     notes = priced.account("acc-p")["notifications"]
     assert [(n["kind"], n["status"]) for n in notes] == [("arrears", "recorded"), ("price_change", "recorded")]
     url = subscribe_queue()

@@ -165,6 +165,14 @@ def test_contract_6_volume_notifications_and_the_ops_trail_page_back(api):
         status, body = api.ops("PUT", "/ops/plans/std", {"monthly_price": 10000 + n, "hourly_price": 20,
                                                          "effective_from": t(1000 + n), "at": t(n + 1)})
         assert status == 200 and body["announced_to"] == 1, body
+    latest = page(api, "/ops/audit", None)
+    assert [e["monthly_price"] for e in latest["items"]] == [10000 + n for n in range(30, 130)]
+    older_trail = page(api, "/ops/audit", latest["next"])
+    assert [e["monthly_price"] for e in older_trail["items"]] == [9000] + [10000 + n for n in range(30)]
+    assert older_trail["next"] is None
+    # the announcements were queued (integration §6 Background work); a drain delivers them
+    status, drained = api.ops("POST", "/ops/background/drain")
+    assert (status, drained["failed"]) == (200, 0)
     view = api.account("acc-1")
     prices = [n["monthly_price"] for n in view["notifications"]]
     assert prices == [10000 + n for n in range(30, 130)]
@@ -172,11 +180,6 @@ def test_contract_6_volume_notifications_and_the_ops_trail_page_back(api):
     older = page(api, "/ops/accounts/acc-1/notifications", view["notifications_next"])
     assert [n["monthly_price"] for n in older["items"]] == [10000 + n for n in range(30)]
     assert older["next"] is None
-    latest = page(api, "/ops/audit", None)
-    assert [e["monthly_price"] for e in latest["items"]] == [10000 + n for n in range(30, 130)]
-    older_trail = page(api, "/ops/audit", latest["next"])
-    assert [e["monthly_price"] for e in older_trail["items"]] == [9000] + [10000 + n for n in range(30)]
-    assert older_trail["next"] is None
 
 
 def test_contract_6_volume_account_servers_page_like_the_other_lists(api, monkeypatch):
