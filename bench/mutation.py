@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 
 RULES = ["chalicelib/lifecycle/rules.py", "chalicelib/billing/rules.py", "chalicelib/free_period/rules.py",
-         "chalicelib/clusters/rules.py", "chalicelib/webhooks/signature.py"]
+         "chalicelib/clusters/rules.py", "chalicelib/webhooks/signature.py", "chalicelib/accounts/rules.py"]
 SERVICES = ["chalicelib/billing/payments.py", "chalicelib/lifecycle/effects.py", "chalicelib/ops/actions.py",
             "chalicelib/free_period/service.py"]
 

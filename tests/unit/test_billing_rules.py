@@ -69,6 +69,17 @@ def test_R_PAY_6_no_hour_starting_while_stopped_and_grid_restarts_at_resume():
                                                t("2026-01-01T05:40:00+08:00"), t("2026-01-01T06:40:00+08:00")]
 
 
+def test_R_PAY_6_an_hour_starting_at_the_stop_instant_is_not_charged():
+    """The server is stopped from the stop instant on: an hour starting exactly then started while stopped
+    (a boundary a mutant `start <= end` once passed the suite with)."""
+    p = plan((10000, 20, "2026-01-01T00:00:00+08:00"))
+    segments = [PaygSegment(anchor=t("2026-01-01T00:00:00+08:00"))]
+    rules.close_segment(segments, t("2026-01-01T02:00:00+08:00"))
+    charges = rules.hours_to_charge(segments, t("2026-01-01T05:00:00+08:00"), [], "p", {"p": p})
+    assert [c.hour_start for c in charges] == [t("2026-01-01T00:00:00+08:00"), t("2026-01-01T01:00:00+08:00")]
+    assert rules.next_unbilled_hour(segments) is None
+
+
 def test_R_PAY_5_upgrade_prices_hours_after_it_with_the_new_plan():
     std, pro = plan((10000, 20, "2020-01-01T00:00:00Z")), plan((30000, 60, "2020-01-01T00:00:00Z"))
     history = [PlanUse(plan_id="std", since=t("2026-01-01T00:00:00+08:00")), PlanUse(plan_id="pro", since=t("2026-01-01T01:30:00+08:00"))]

@@ -148,3 +148,23 @@ def test_E_6_retention_ends_at_retain_until_by_business_time(at, over):
     rules.add_reason(s, "expired", s.expires_at)
     assert rules.retention_over(s, t(at)) is over
     assert rules.retention_over(server(), t(at)) is False  # an active server has no end
+
+
+def test_R_LIFE_2b_the_last_reason_lifted_makes_the_server_active_and_a_reason_not_held_changes_nothing():
+    s = server()
+    rules.add_reason(s, "arrears", t("2026-03-01T10:00:00+08:00"))
+    assert rules.lift_reason(s, "violation", t("2026-03-02T10:00:00+08:00")) is False  # never held
+    assert (s.state, sorted(s.stop_reasons)) == ("stopped", ["arrears"])
+    assert rules.lift_reason(s, "arrears", t("2026-03-02T10:00:00+08:00")) is True
+    assert (s.state, s.stop_reasons, s.retain_until) == ("active", {}, None)
+
+
+def test_R_LIFE_4_a_destroyed_server_never_comes_back_and_leaves_the_calendar():
+    s = server()
+    rules.add_reason(s, "expired", t("2026-03-10T10:00:00+08:00"))
+    s.destroyed_at = t("2026-03-18T00:10:00+08:00")
+    rules.refresh(s)
+    assert rules.lift_reason(s, "expired", t("2026-03-19T10:00:00+08:00")) is False
+    assert (s.state, list(s.stop_reasons)) == ("destroyed", ["expired"])
+    assert rules.calendar_applies(s) is False
+    assert rules.next_due(s) is None
