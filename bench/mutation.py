@@ -50,6 +50,7 @@ def workspace() -> Path:
     shutil.copytree(ROOT / "functions" / "chalicelib", ws / "chalicelib",
                     ignore=shutil.ignore_patterns("__pycache__", "console"))
     shutil.copy(ROOT / "functions" / "app.py", ws / "app.py")
+    shutil.copytree(ROOT / "functions" / ".chalice", ws / ".chalice", ignore=shutil.ignore_patterns("deployments"))
     for name in ("tests", "infra"):
         shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pytest.ini", ws / "pytest.ini")
@@ -118,12 +119,16 @@ def breakages() -> None:
             print(f"breakage {name!r}: its code is no longer there; skipped")
             continue
         target.write_text(source.replace(text, replacement, 1))
-        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/unit",
-                              "tests/integration"], cwd=ws, capture_output=True, text=True)
+        # the whole unit and integration suites, stopping at the first failure (the guards written for these
+        # breakages first, so a killed one stops early; a surviving one runs everything)
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                              "tests/integration/test_rule_guards.py", "tests/integration/test_notifications.py",
+                              "tests/unit", "tests/integration"], cwd=ws, capture_output=True, text=True)
         verdict = "killed" if run.returncode != 0 else "SURVIVED"
         killed += run.returncode != 0
-        failing = [line for line in run.stdout.splitlines() if line.startswith("FAILED")][:1]
-        print(f"breakage {name!r}: {verdict} {failing[0] if failing else ''}")
+        lines = run.stdout.splitlines()
+        failing = [line for line in lines if line.startswith(("FAILED", "ERROR"))][:1]
+        print(f"breakage {name!r}: {verdict} {failing[0] if failing else (lines[-1] if lines else run.stderr[-300:])}")
         shutil.rmtree(ws, ignore_errors=True)
     print("SUMMARY " + json.dumps({"figure": "audited breakages killed by the suite",
                                    "value": f"{killed}/{len(BREAKAGES)}"}))

@@ -6,14 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.test_cluster_actions import cluster, drain, fake_kube, scaling  # noqa: F401 - fixtures
-from tests.integration.test_free_period import _approved_filing, _denied, buy
+from tests.integration.test_free_period import _approved_filing, _denied, buy, shop  # noqa: F401 - fixture
+from tests.integration.test_lifecycle import priced  # noqa: F401 - fixture
 from tests.support import order_paid
-
-
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
 
 
 def test_R_LIFE_5_agreement_ends_only_when_every_server_of_the_account_is_closed(priced):
@@ -73,13 +68,6 @@ def test_R_CLU_2_start_restores_node_groups_before_any_workload(api, cluster, fa
     assert len(fake_kube.patches()) > 0
     assert scaling(cluster, "ng-a") == {"minSize": 1, "desiredSize": 2, "maxSize": 3}
     assert fake_kube.replicas("deployments", "shop", "web") == 3
-
-
-@pytest.fixture
-def shop(api):
-    api.plan("std", 10000, 20)
-    api.plan("pro", 30000, 60)
-    return api
 
 
 def test_R_FREE_2_9_server_suspended_for_a_violation_is_denied(shop):
