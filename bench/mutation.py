@@ -5,6 +5,11 @@ once found the suite let through, each applied as a patch and run against the su
     python bench/mutation.py --deep           # survivors again, against unit + integration tests
     python bench/mutation.py --services       # the services against unit + integration tests (long)
     python bench/mutation.py --breakages-only # only the audited breakages
+    python bench/mutation.py --only chalicelib/billing/rules.py   # one module (no breakages)
+
+A survivor is either killed by a new test or explained in bench/mutation_explained/<module>.toml: one table
+per mutant, named as mutmut names it, with `line` (the mutated line exactly as the mutant has it, stripped)
+and `why`. An explanation whose `line` is no longer the mutant's (the code moved on) counts as unexplained.
 
 mutmut 3 needs the mutated modules importable under the name the tests use (`chalicelib.…`), so the run
 happens in a scratch copy of the project with `functions/` flattened to its root. Prints `SUMMARY` lines
@@ -18,10 +23,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
+EXPLAINED = Path(__file__).with_name("mutation_explained")
 
 RULES = ["chalicelib/lifecycle/rules.py", "chalicelib/billing/rules.py", "chalicelib/free_period/rules.py",
          "chalicelib/clusters/rules.py", "chalicelib/webhooks/signature.py", "chalicelib/accounts/rules.py"]
@@ -83,30 +90,66 @@ def mutmut(ws: Path, *names: str) -> None:
     subprocess.run([str(MUTMUT), "run", *names], cwd=ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def score(found: dict[str, str], label: str) -> None:
+def show(ws: Path, name: str) -> str:
+    return subprocess.run([str(MUTMUT), "show", name], cwd=ws, capture_output=True, text=True).stdout
+
+
+def explanations() -> dict[str, dict[str, str]]:
+    known: dict[str, dict[str, str]] = {}
+    for path in sorted(EXPLAINED.glob("*.toml")):
+        known.update(tomllib.loads(path.read_text()))
+    return known
+
+
+def explained(name: str, diff: str, known: dict[str, dict[str, str]]) -> str | None:
+    """The reason a surviving mutant may stay, if one is written down and still describes this mutant."""
+    entry = known.get(name)
+    if not entry:
+        return None
+    added = {line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")}
+    return entry["why"] if entry.get("line", "").strip() in added else None
+
+
+def score(ws: Path, found: dict[str, str], label: str) -> None:
+    known = explanations()
     by_module: dict[str, list[int]] = {}
     for name, status in found.items():
         module = re.split(r"\.x[_\u01c1]", name)[0]  # functions are x_<name>, methods x\u01c1<class>\u01c1<name>
-        counts = by_module.setdefault(module, [0, 0, 0])
-        counts[0 if status == "killed" else 1 if status == "survived" else 2] += 1
-    total_killed = total = 0
-    for module, (killed, survived, other) in sorted(by_module.items()):
-        total_killed, total = total_killed + killed, total + killed + survived
-        print(f"{module}: killed {killed}, survived {survived}, other {other}")
+        counts = by_module.setdefault(module, [0, 0, 0, 0])
+        if status == "killed":
+            counts[0] += 1
+        elif status == "survived":
+            counts[1] += 1
+            counts[2] += explained(name, show(ws, name), known) is not None
+        else:
+            counts[3] += 1
+    total_killed = total = total_explained = 0
+    for module, (killed, survived, why, other) in sorted(by_module.items()):
+        total_killed, total, total_explained = total_killed + killed, total + killed + survived, total_explained + why
+        print(f"{module}: killed {killed}, survived {survived} ({why} explained), other {other}")
         print("SUMMARY " + json.dumps({"figure": f"mutation score {module} ({label})",
-                                       "value": f"{killed}/{killed + survived} = {killed / max(1, killed + survived):.0%}"}))
+                                       "value": f"{killed}/{killed + survived} = {killed / max(1, killed + survived):.0%}"
+                                                f"; survivors explained {why}/{survived}"}))
     print("SUMMARY " + json.dumps({"figure": f"mutation score, all mutated modules ({label})",
                                    "value": f"{total_killed}/{total} = {total_killed / max(1, total):.0%}"}))
+    print("SUMMARY " + json.dumps({"figure": f"surviving mutants explained ({label})",
+                                   "value": f"{total_explained}/{total - total_killed}"}))
 
 
 def survivors_report(ws: Path, found: dict[str, str]) -> None:
+    """Every survivor's diff, the unexplained ones first, each with its explanation when there is one."""
+    known = explanations()
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
+    entries = []
+    for name, status in sorted(found.items()):
+        if status == "survived":
+            diff = show(ws, name)
+            why = explained(name, diff, known)
+            entries.append((why is not None, f"{diff.rstrip()}\n" + (f"explained: {why}\n" if why else "UNEXPLAINED\n")))
     with open(out / "mutation-survivors.txt", "w") as fh:
-        for name, status in sorted(found.items()):
-            if status == "survived":
-                fh.write(subprocess.run([str(MUTMUT), "show", name], cwd=ws, capture_output=True, text=True).stdout + "\n")
-    print(f"survivors' diffs: {out / 'mutation-survivors.txt'}")
+        fh.write("\n".join(text for _, text in sorted(entries, key=lambda e: e[0])))
+    print(f"survivors' diffs: {out / 'mutation-survivors.txt'} ({sum(not e for e, _ in entries)} unexplained)")
 
 
 def breakages() -> None:
@@ -139,23 +182,25 @@ def main() -> None:
     parser.add_argument("--deep", action="store_true")
     parser.add_argument("--services", action="store_true")
     parser.add_argument("--breakages-only", action="store_true")
+    parser.add_argument("--only", nargs="+", metavar="PATH", help="mutate these modules only (no breakages)")
     args = parser.parse_args()
     if not args.breakages_only:
         ws = workspace()
-        configure(ws, RULES + (SERVICES if args.services else []),
+        configure(ws, args.only or RULES + (SERVICES if args.services else []),
                   ["tests/unit/"] + (["tests/integration/"] if args.services else []))
         mutmut(ws)
         found = results(ws)
-        score(found, "unit + integration tests" if args.services else "unit tests")
+        score(ws, found, "unit + integration tests" if args.services else "unit tests")
         if args.deep:
-            configure(ws, RULES, ["tests/unit/", "tests/integration/"])
+            configure(ws, args.only or RULES, ["tests/unit/", "tests/integration/"])
             survivors = [n for n, s in found.items() if s == "survived"]
             mutmut(ws, *survivors)
             found.update({n: s for n, s in results(ws).items() if n in survivors})
-            score(found, "survivors re-run with integration tests")
+            score(ws, found, "survivors re-run with integration tests")
         survivors_report(ws, found)
         shutil.rmtree(ws, ignore_errors=True)
-    breakages()
+    if not args.only:
+        breakages()
 
 
 if __name__ == "__main__":
