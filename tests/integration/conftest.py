@@ -156,6 +156,21 @@ def api(aws):
 
 
 @pytest.fixture
+def priced(api):
+    """The app with the standard plan: 100.00 yuan a month, 0.20 yuan an hour."""
+    api.plan("std", 10000, 20)
+    return api
+
+
+@pytest.fixture
+def shop(api):
+    """The app with the standard plan and the pro plan (300.00 yuan a month, 0.60 yuan an hour)."""
+    api.plan("std", 10000, 20)
+    api.plan("pro", 30000, 60)
+    return api
+
+
+@pytest.fixture
 def http_api(api):
     """The app behind the local stack's own HTTP server (infra/local/api_server.py) on a free port, in
     this process, so concurrent requests go through real sockets and the app's answers."""

@@ -11,13 +11,7 @@ import pytest
 from tests.support import envelope, order_paid
 
 START = "2026-01-01T00:00:00+08:00"
-HOURLY = 20
-
-
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, HOURLY)
-    return api
+HOURLY = 20  # the standard plan of the `priced` fixture (tests/integration/conftest.py)
 
 
 def seed_payg(account_id: str, n: int, start: str = START) -> list[str]:

@@ -6,12 +6,6 @@ import pytest
 from tests.support import order_paid
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 def actions(view):
     return [a["kind"] for a in view["cluster_actions"]]
 

@@ -16,12 +16,6 @@ NOW = "2026-02-02T00:10:00+08:00"      # a sweep after the expiry of servers bou
 PAID = "2026-01-01T10:00:00+08:00"
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 def _t(text):
     from chalicelib.timeutil import parse_rfc3339
 

@@ -9,13 +9,6 @@ from tests import support
 from tests.support import envelope, order_paid
 
 
-@pytest.fixture
-def shop(api):
-    api.plan("std", 10000, 20)
-    api.plan("pro", 30000, 60)
-    return api
-
-
 def buy(api, server, paid_at="2026-01-01T10:00:00+08:00", months=6, mode="monthly", region="cn-north-1",
         account="acc-1", plan="std"):
     amount = {"monthly": 10000 * months if plan == "std" else 30000 * months, "trial": 0, "payg": 0}[mode]

@@ -13,12 +13,6 @@ from tests.support import envelope, order_paid
 PLAN_BODY = {"monthly_price": 10000, "hourly_price": 20, "effective_from": "2020-01-01T00:00:00+08:00"}
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 def new_order(server_id="srv-1", account_id="acc-1", order_id="ord-1", paid_at="2026-01-01T10:00:00+08:00", months=1):
     return order_paid(order_id, account_id, server_id, "new", paid_at, 10000 * months, billing_mode="monthly",
                       plan_id="std", region="cn-north-1", months=months)

@@ -6,12 +6,6 @@ import pytest
 from tests.support import environment, order_paid
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 def kinds(view, kind=None):
     return [n["kind"] for n in view["notifications"] if kind is None or n["kind"] == kind]
 

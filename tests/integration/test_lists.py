@@ -14,12 +14,6 @@ LIST_SHARDS = 4  # store/lists.py LIST_SHARDS: one Query per shard and page
 
 
 @pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
-@pytest.fixture
 def ddb_calls(monkeypatch):
     """DynamoDB operations made in this process (the app runs in-process under chalice.test.Client)."""
     from botocore.client import BaseClient

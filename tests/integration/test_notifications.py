@@ -14,12 +14,6 @@ from tests.support import order_paid
 TOPIC = "billing-notifications"
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 def _client(service):
     return boto3.client(service, region_name=os.environ["AWS_DEFAULT_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 

@@ -15,13 +15,6 @@ from tests.support import order_paid
 
 
 @pytest.fixture
-def shop(api):
-    api.plan("std", 10000, 20)
-    api.plan("pro", 30000, 60)
-    return api
-
-
-@pytest.fixture
 def dynamodb_requests(monkeypatch):
     """Counts the DynamoDB requests the app makes (every boto3 and PynamoDB client passes here)."""
     counted = collections.Counter()

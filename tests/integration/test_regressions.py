@@ -6,12 +6,6 @@ import pytest
 from tests.support import order_paid
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 @pytest.mark.both_backends
 def test_R_PAY_6_metering_charges_every_payg_server_of_one_account(priced):
     """Ledger row ids once collided for two servers of one account in one metering run."""

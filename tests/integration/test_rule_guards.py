@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.test_cluster_actions import cluster, drain, fake_kube, scaling  # noqa: F401 - fixtures
-from tests.integration.test_free_period import _approved_filing, _denied, buy, shop  # noqa: F401 - fixture
-from tests.integration.test_lifecycle import priced  # noqa: F401 - fixture
+from tests.integration.test_free_period import _approved_filing, _denied, buy
 from tests.support import order_paid
 
 

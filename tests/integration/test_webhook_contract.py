@@ -11,12 +11,6 @@ from tests import support
 from tests.support import envelope, order_paid
 
 
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
-
-
 def monthly(event_id="evt-1", server="srv-1", amount=10000):
     return envelope("order.paid", order_paid("ord-" + server, "acc-1", server, "new", "2026-01-10T10:00:00+08:00",
                                              amount, billing_mode="monthly", plan_id="std", region="cn-north-1",
