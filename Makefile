@@ -47,8 +47,11 @@ dynamodb-local: $(DDB_LOCAL_JAR)
 run: $(STAMP) $(if $(filter local,$(DYNAMODB)),dynamodb-local)
 	$(PY) infra/local/run.py
 
+# The suite on every core (pytest-xdist, 2 workers by default as on CI): a whole test file goes to one worker,
+# so a file's stack, emulator or package is built once; each worker has its own moto server and DynamoDB Local.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(CHECKOV_STAMP) dynamodb-local browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The console's browser tests drive Debian's Chromium through its chromedriver (nothing is downloaded at
 # run time); installed here only when missing (as root, like CI).
