@@ -51,3 +51,50 @@ def test_t_must_be_plain_digits(t_value):
     with pytest.raises(InvalidSignature):
         signature.verify(f"t={t_value},v1={signature.sign('s', 1_800_000_000, BODY)}", BODY, ("s",), 1_800_000_000)
     signature.verify(f"t=1800000000,v1={signature.sign('s', 1_800_000_000, BODY)}", BODY, ("s",), 1_800_000_000)
+
+
+# integration §1 / §Answers: a 401 names what is wrong with the header, so the messages are part of the contract.
+GOOD = signature.sign("s", 1_800_000_000, BODY)
+
+
+@pytest.mark.parametrize("header, message", [
+    (None, "X-Signature header is missing"),
+    ("", "X-Signature header is missing"),
+    (f"t=1800000000,v1{GOOD}", "X-Signature header is malformed"),
+    ("t=1800000000,", "X-Signature header is malformed"),
+    ("t=018,v1=ab", "X-Signature t is not a unix time (plain digits)"),
+    # the first "=" splits key from value: `t=1=…` is a t that is not digits, not an unknown key "t=1"
+    ("t=1=1800000000,v1=ab", "X-Signature t is not a unix time (plain digits)"),
+    ("t=1800000000", "X-Signature header needs t= and at least one v1="),
+    (f"v1={GOOD}", "X-Signature header needs t= and at least one v1="),
+    (f"t=1800000000,v0={GOOD}", "X-Signature header needs t= and at least one v1="),
+    # a v1 whose value holds "=" is still a v1 entry (that does not match), not an unknown key "v1=…"
+    (f"t=1800000000,v1={GOOD}=", "no v1 signature matches"),
+    (f"t=1800000000,v1={signature.sign('wrong', 1_800_000_000, BODY)}", "no v1 signature matches"),
+])
+def test_invalid_signature_messages(header, message):
+    """integration §1: each refusal is invalid_signature (401) with its exact message."""
+    with pytest.raises(InvalidSignature) as caught:
+        signature.verify(header, BODY, ("s",), 1_800_000_000)
+    assert type(caught.value) is InvalidSignature
+    assert caught.value.message == message == str(caught.value)
+
+
+def test_stale_signature_message():
+    """integration §1: a matching v1 more than 300 s off is stale_signature with its exact message."""
+    with pytest.raises(StaleSignature) as caught:
+        signature.verify(f"t=1800000000,v1={GOOD}", BODY, ("s",), 1_800_000_301)
+    assert caught.value.message == "signature time is more than 300 s from the server's clock"
+
+
+@pytest.mark.parametrize("secrets", [("s", "old"), ("old", "s"), ("a", "s", "b")])
+def test_any_configured_secret_matches_wherever_it_is_listed(secrets):
+    """integration §1 (rotation): every listed secret is accepted, not only the last one tried."""
+    signature.verify(f"t=1800000000,v1={GOOD}", BODY, secrets, 1_800_000_000)
+
+
+@pytest.mark.parametrize("entries", [[GOOD, "00" * 32], ["00" * 32, GOOD, "ff" * 32], [GOOD.upper(), "ab"]])
+def test_one_valid_v1_among_several_is_enough(entries):
+    """integration §1: several v1= entries may be sent; one valid entry is enough, wherever it stands."""
+    header = ",".join(["t=1800000000"] + [f"v1={entry}" for entry in entries])
+    signature.verify(header, BODY, ("s", "old"), 1_800_000_000)
