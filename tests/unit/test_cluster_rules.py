@@ -67,7 +67,8 @@ def test_R_CLU_2_saved_replicas_read_back(text, replicas):
     assert rules.decode_saved_replicas(text) == replicas
 
 
-@pytest.mark.parametrize("text", ["", "-1", "+1", "1.5", " 1", "1 ", "one", "0x10", None, 3])
+@pytest.mark.parametrize("text", ["", "-1", "+1", "1.5", " 1", "1 ", "one", "0x10", None, 3, "\u00b2", "\u0661\u0662",
+                                  "1\n"])
 def test_R_CLU_2_saved_replicas_refuses_what_is_not_a_count(text):
     """R-CLU-2: a saved value that is not a non-negative integer is refused (never guessed), naming the value."""
     with pytest.raises(ValueError) as caught:
@@ -133,7 +134,8 @@ def test_R_CLU_2_saved_scaling_read_back(text, scaling):
 
 @pytest.mark.parametrize("text", ["", None, "min1,desired2,max3", "min1.desired2", "min1.desired2.max3x",
                                   "xmin1.desired2.max3", "min-1.desired2.max3", "min1.desired.max3",
-                                  "min1234567890.desired1.max1", "max3.desired2.min1"])
+                                  "min1234567890.desired1.max1", "max3.desired2.min1", "min1.desired2.max3\n",
+                                  "min\u0661.desired2.max3"])
 def test_R_CLU_2_saved_scaling_refuses_other_text(text):
     with pytest.raises(ValueError) as caught:
         rules.decode_saved_scaling(text)

@@ -20,7 +20,7 @@ SAVED_SUSPEND_ANNOTATION = "billing.example.com/saved-suspend"
 # (label values allow only letters, digits and `- _ .`, begin and end alphanumeric, <= 63).
 SAVED_SCALING_KEY = "billing.example.com/saved-scaling"
 
-_SCALING_RE = re.compile(r"^min(\d{1,9})\.desired(\d{1,9})\.max(\d{1,9})$")
+_SCALING_RE = re.compile(r"min([0-9]{1,9})\.desired([0-9]{1,9})\.max([0-9]{1,9})")  # fullmatch: ASCII digits only
 
 
 class SavedScaling(NamedTuple):
@@ -57,7 +57,7 @@ def encode_saved_replicas(replicas: Optional[int]) -> str:
 
 def decode_saved_replicas(text: str) -> int:
     """R-CLU-2: the replicas to restore; refuses anything that is not a non-negative integer."""
-    if not isinstance(text, str) or not text.isdigit():
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]+", text):  # ASCII digits: not "²" or "١٢"
         raise ValueError(f"saved replicas is not a non-negative integer: {text!r}")
     return int(text)
 
@@ -86,7 +86,7 @@ def encode_saved_scaling(min_size: int, desired_size: int, max_size: int) -> str
 
 def decode_saved_scaling(text: str) -> SavedScaling:
     """R-CLU-2: the node-group scaling to restore, from `encode_saved_scaling` text."""
-    match = _SCALING_RE.match(text or "")
+    match = _SCALING_RE.fullmatch(text or "")
     if not match:
         raise ValueError(f"saved scaling is not in the form min<N>.desired<N>.max<N>: {text!r}")
     return SavedScaling(*(int(group) for group in match.groups()))
