@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from hypothesis import given
@@ -403,3 +403,96 @@ def test_R_FREE_2_service_ended_compares_instants_across_zones():
     at_start_in_utc = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
     assert service_ended_between([("replaced", at_start_in_utc)], start, end) is True
     assert service_ended_between([("replaced", at_start_in_utc - timedelta(seconds=1))], start, end) is False
+
+
+# ---------------------------------------------------------------- argument checks: the message names the field
+
+class _NoOffset(tzinfo):
+    """A tzinfo that knows no offset: a datetime carrying it is still not time-zone aware."""
+
+    def utcoffset(self, dt):
+        return None
+
+    def dst(self, dt):
+        return None
+
+    def tzname(self, dt):
+        return None
+
+
+# (rule, call taking the value under test, the field the message must name)
+AWARE_CHECKS = [
+    ("R-FREE-1", lambda value: FilingEvent("submitted", value), "at"),
+    ("R-FREE-1", lambda value: free_days(value, d(1)), "start"),
+    ("R-FREE-1", lambda value: free_days(d(0), value), "approved"),
+    ("R-FREE-3", lambda value: due_by(value), "accepted_at"),
+    ("R-FREE-2(8)", lambda value: service_ended_between([], value, d(1)), "start"),
+    ("R-FREE-2(8)", lambda value: service_ended_between([], d(0), value), "end"),
+]
+AWARE_IDS = [f"{rule}-{field}" for rule, _, field in AWARE_CHECKS]
+
+
+def message_of(error: type[Exception], call) -> str:
+    with pytest.raises(error) as raised:
+        call()
+    assert type(raised.value) is error
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("rule, call, field", AWARE_CHECKS, ids=AWARE_IDS)
+@pytest.mark.parametrize("value", [datetime(2026, 3, 2, 9, 30), datetime(2026, 3, 2, 9, 30, tzinfo=_NoOffset())],
+                         ids=["naive", "tzinfo-without-offset"])
+def test_R_FREE_instants_must_be_aware_message_names_the_field(rule, call, field, value):
+    """R-FREE-1, R-FREE-2 (8), R-FREE-3: an instant without a UTC offset is refused with the field's name."""
+    assert message_of(ValueError, lambda: call(value)) == f"{field} must be time-zone aware"
+
+
+@pytest.mark.parametrize("rule, call, field", AWARE_CHECKS, ids=AWARE_IDS)
+@pytest.mark.parametrize("value", [date(2026, 3, 2), "2026-03-02T09:30:00+08:00"], ids=["date", "str"])
+def test_R_FREE_instants_must_be_datetimes_message_names_the_field(rule, call, field, value):
+    """R-FREE-1, R-FREE-2 (8), R-FREE-3: a non-datetime instant is a TypeError naming the field."""
+    assert message_of(TypeError, lambda: call(value)) == f"{field} must be a datetime"
+
+
+def test_R_FREE_1_unknown_event_kind_message():
+    assert message_of(ValueError, lambda: FilingEvent("approve", d(0))) == "unknown filing event kind: 'approve'"
+
+
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        (("20", 10000, 30000), TypeError, "days must be an int"),
+        ((True, 10000, 30000), TypeError, "days must be an int"),
+        ((20, 100.0, 300), TypeError, "old_monthly_price must be an int"),
+        ((20, 10000, "30000"), TypeError, "new_monthly_price must be an int"),
+        ((-1, 10000, 30000), ValueError, "days must not be negative"),
+        ((20, 0, 30000), ValueError, "monthly prices must be positive"),
+        ((20, -10000, 30000), ValueError, "monthly prices must be positive"),
+        ((20, 10000, 0), ValueError, "monthly prices must be positive"),
+        ((20, 10000, -30000), ValueError, "monthly prices must be positive"),
+        ((20, 0, 0), ValueError, "monthly prices must be positive"),
+    ],
+)
+def test_R_FREE_5_bad_inputs_refused_with_exact_message(args, error, message):
+    """R-FREE-5: days and both prices are validated, each message naming what is wrong."""
+    assert message_of(error, lambda: convert_days_for_upgrade(*args)) == message
+
+
+@pytest.mark.parametrize(
+    "days, old, new, expected",
+    [
+        (20, 1, 2, 10),  # the smallest positive old price is a price: ceil(20 x 1 / 2) = 10
+        (1, 2, 1, 2),  # the smallest positive new price is a price: ceil(1 x 2 / 1) = 2
+        (3, 1, 1, 3),  # equal 1-fen prices keep the days
+    ],
+)
+def test_R_FREE_5_one_fen_prices_are_positive(days, old, new, expected):
+    """R-FREE-5: any positive fen price converts, 1 fen included."""
+    assert convert_days_for_upgrade(days, old, new) == expected
+
+
+@pytest.mark.parametrize("value", [datetime(2026, 11, 20, 12, tzinfo=SHANGHAI), "2026-11-20"], ids=["datetime", "str"])
+def test_R_FREE_3_is_working_day_refusal_message(value):
+    """R-FREE-3: the day is a local calendar date; anything else is refused with a hint."""
+    assert message_of(TypeError, lambda: is_working_day(value)) == (
+        "day must be a date (use timeutil.local_date for an instant)")
