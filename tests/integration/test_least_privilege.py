@@ -71,7 +71,7 @@ def test_R_CLU_4_a_drain_by_hand_in_the_api_function_only_wakes_the_open_servers
     monkeypatch.setenv("CLUSTER_ACTIONS_INLINE", "0")
     reset_settings()
     status, result = api.ops("POST", "/ops/cluster-actions/drain")
-    assert (status, result) == (200, {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "queued": 2})
+    assert (status, result) == (200, {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0, "queued": 2})
     assert sorted(m["server_id"] for m in queued(aws)) == ["srv-a", "srv-b"]
     assert [a["status"] for a in api.server("srv-a")["cluster_actions"]] == ["pending"]
 

@@ -57,8 +57,18 @@ def _set(row: m.ClusterActionRow, action: ClusterAction) -> m.ClusterActionRow:
     return row
 
 
-def _save(row: m.ClusterActionRow, action: ClusterAction) -> None:
-    _set(row, action).save()  # the version attribute refuses a concurrent worker's stale write
+def _save(row: m.ClusterActionRow, action: ClusterAction) -> bool:
+    """Record the attempt. False when another worker recorded one first (the version attribute refuses this
+    stale write): that worker has the server's queue now, and its record stands."""
+    from pynamodb.exceptions import PutError
+
+    try:
+        _set(row, action).save()
+    except PutError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def _attempt(action: ClusterAction, performer: Performer, sleep: Callable[[float], None]) -> str | None:
@@ -80,7 +90,7 @@ def _attempt(action: ClusterAction, performer: Performer, sleep: Callable[[float
 def run_for_server(server_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Run the server's open actions oldest first; stop at the first failure so order is kept."""
     store.ensure_configured()
-    counts = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0}
+    counts = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0}
     max_attempts = get_settings().cluster_action_max_attempts
     for row in m.ClusterActionRow.query(server_id, consistent_read=True):
         action = ClusterAction.model_validate(row.doc)
@@ -92,13 +102,16 @@ def run_for_server(server_id: str, performer: Performer = perform, sleep: Callab
         action.attempts += 1
         if error is None:
             action.status, action.error = "succeeded", None
-            counts["succeeded"] += 1
         else:
             action.status = "dead" if action.attempts >= max_attempts else "failed"
             action.error = error
-            counts["failed"] += 1
-            counts["dead"] += action.status == "dead"
-        _save(row, action)
+        if not _save(row, action):  # a second delivery of the same wake-up ran this action at the same time
+            log.warning("cluster action %s was recorded by another worker first; leaving the server to it",
+                        action.action_id)
+            counts["overtaken"] += 1
+            break
+        counts["succeeded" if error is None else "failed"] += 1
+        counts["dead"] += action.status == "dead"
         observability.cluster_action_finished(action.status, error)
         if error is not None:
             break
@@ -109,23 +122,13 @@ def drain(performer: Performer = perform, sleep: Callable[[float], None] = time.
     """Run every open action now (local stack and tests; in AWS the queue triggers `cluster_actions`)."""
     store.ensure_configured()
     servers = sorted({row.server_id for row in m.ClusterActionRow.by_open.query("open")})
-    totals = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0}
+    totals = {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0}
     if not get_settings().cluster_actions_inline:
         return {**totals, "queued": _wake(servers)}
     for server_id in servers:
         for key, value in run_for_server(server_id, performer, sleep).items():
             totals[key] += value
     return totals
-
-
-def dead_letters() -> dict:
-    store.ensure_configured()
-    items = []
-    for row in m.ClusterActionRow.by_dead.query("dead"):
-        a = ClusterAction.model_validate(row.doc)
-        items.append({"id": a.action_id, "server_id": a.server_id, "kind": a.kind,
-                      "attempts": a.attempts, "error": a.error})
-    return {"items": items}
 
 
 def replay(action_id: str, performer: Performer = perform, sleep: Callable[[float], None] = time.sleep,
@@ -147,7 +150,7 @@ def replay(action_id: str, performer: Performer = perform, sleep: Callable[[floa
         also(s, action)
     s.commit()
     result = run_for_server(action.server_id, performer, sleep) if get_settings().cluster_actions_inline else {
-        "ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "queued": _wake([action.server_id])}
+        "ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0, "queued": _wake([action.server_id])}
     final = ClusterAction.model_validate(m.ClusterActionRow.get(action.server_id, action_id, consistent_read=True).doc)
     return {**result, "action": {"id": final.action_id, "server_id": final.server_id, "kind": final.kind,
                                  "status": final.status, "attempts": final.attempts, "error": final.error}}
