@@ -6,6 +6,7 @@ import pytest
 from chalicelib.domain.records import Server
 from chalicelib.lifecycle import rules
 from chalicelib.timeutil import parse_rfc3339 as t
+from chalicelib.timeutil import parse_stored  # no range check: times outside it
 
 
 def server(**fields):
@@ -229,3 +230,25 @@ def test_E_2_R_LIFE_4_a_destroyed_package_server_has_no_calendar_whatever_its_re
     assert rules.sweep_steps(s, t("2026-03-11T00:10:00+08:00")) == []  # no expiry
     assert rules.next_due(s) is None
     assert rules.retention_over(s, t("2026-03-05T00:10:00+08:00")) is True
+
+
+# ---- integration §6: the stored range 2000-01-01 .. 2199-12-31 (UTC), consequences included ----------------
+@pytest.mark.parametrize("billing_mode, expires_at, retain_until, beyond", [
+    ("payg", None, None, None),
+    ("monthly", "2199-12-20T10:00:00+08:00", None, None),  # retention through 12-27 → 2199-12-28: inside
+    ("monthly", "2199-12-28T10:00:00+08:00", None, "retention after expires_at"),  # retention → 2200-01-05
+    ("monthly", "2199-12-31T23:59:59Z", None, "retention after expires_at"),  # the last storable instant
+    ("monthly", "2200-01-01T00:00:00Z", None, "expires_at"),  # the first instant outside, named first
+    ("monthly", "2200-01-20T10:00:00+08:00", "2200-01-29T00:00:00+08:00", "expires_at"),
+    ("monthly", "2000-01-01T00:00:00Z", None, None),  # the first storable instant
+    ("monthly", "1999-12-31T23:59:59Z", None, "expires_at"),
+    ("payg", None, "2199-12-31T23:59:59Z", None),
+    ("payg", None, "2200-01-01T00:00:00Z", "retain_until"),
+    ("payg", None, "1999-12-31T23:59:59Z", "retain_until"),
+    ("monthly", "2026-03-10T10:00:00+08:00", "2200-01-01T00:00:00Z", "retain_until"),
+])
+def test_integration_6_unstorable_names_the_first_date_outside_the_range(billing_mode, expires_at, retain_until, beyond):
+    s = server(billing_mode=billing_mode, expires_at=expires_at and parse_stored(expires_at),
+               retain_until=retain_until and parse_stored(retain_until))
+    assert rules.unstorable(s) == beyond
+
