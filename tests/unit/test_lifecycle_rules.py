@@ -6,6 +6,7 @@ import pytest
 from chalicelib.domain.records import Server
 from chalicelib.lifecycle import rules
 from chalicelib.timeutil import parse_rfc3339 as t
+from chalicelib.timeutil import parse_stored  # no range check: times outside it
 
 
 def server(**fields):
@@ -50,10 +51,12 @@ def test_R_LIFE_2_terminated_is_final_and_first_time_is_kept():
 
 
 @pytest.mark.parametrize("now, steps", [
-    ("2026-03-03T10:00:00+08:00", ["remind"]), ("2026-03-03T09:59:59+08:00", []),
-    ("2026-03-10T10:00:00+08:00", ["expire"]), ("2026-04-01T00:00:00+08:00", ["expire"])])
+    ("2026-03-03T10:00:00+08:00", [("remind", "2026-03-03T10:00:00+08:00")]), ("2026-03-03T09:59:59+08:00", []),
+    ("2026-03-05T00:10:00+08:00", [("remind", "2026-03-05T00:10:00+08:00")]),  # sent by this sweep, now
+    ("2026-03-10T10:00:00+08:00", [("expire", "2026-03-10T10:00:00+08:00")]),
+    ("2026-04-01T00:00:00+08:00", [("expire", "2026-03-10T10:00:00+08:00")])])  # R-LIFE-3: ends at expires_at
 def test_R_PAY_8_R_LIFE_1_sweep_steps(now, steps):
-    assert [s.kind for s in rules.sweep_steps(server(), t(now))] == steps
+    assert [(s.kind, s.at) for s in rules.sweep_steps(server(), t(now))] == [(k, t(at)) for k, at in steps]
 
 
 def test_R_PAY_8_one_reminder_per_expiry_date():
@@ -79,6 +82,28 @@ def test_R_LIFE_3_R_LIFE_4_warning_a_day_before_then_destruction():
     assert rules.next_due(s) == t("2026-03-18T00:00:00+08:00")
     assert rules.retention_steps(s, t("2026-03-17T23:59:59+08:00")) == []
     assert [x.kind for x in rules.retention_steps(s, t("2026-03-18T00:00:00+08:00"))] == ["destroy"]
+
+
+@pytest.mark.parametrize("now, steps", [
+    ("2026-03-16T23:59:59+08:00", []),
+    ("2026-03-17T00:00:00+08:00", [("warn", "2026-03-17T00:00:00+08:00")]),  # exactly one day before
+    ("2026-03-17T08:30:00+08:00", [("warn", "2026-03-17T08:30:00+08:00")]),
+    ("2026-03-18T00:00:00+08:00", [("destroy", "2026-03-18T00:00:00+08:00")]),
+    ("2026-03-20T07:00:00+08:00", [("destroy", "2026-03-20T07:00:00+08:00")])])  # the first sweep at or after
+def test_R_LIFE_3_R_LIFE_4_retention_steps_are_taken_at_the_sweep_time(now, steps):
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)  # retain_until 2026-03-18T00:00:00+08:00
+    assert [(x.kind, x.at) for x in rules.retention_steps(s, t(now))] == [(k, t(at)) for k, at in steps]
+
+
+@pytest.mark.parametrize("hold", ["violation", "security_incident"])
+def test_R_LIFE_2_R_LIFE_3_an_operator_hold_is_never_warned_nor_destroyed(hold):
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)
+    rules.add_reason(s, hold, t("2026-03-11T00:00:00+08:00"))
+    assert (s.state, s.retain_until) == ("stopped", None)
+    assert rules.retention_steps(s, t("2026-03-17T12:00:00+08:00")) == []
+    assert rules.retention_steps(s, t("2027-01-01T00:00:00+08:00")) == []
 
 
 def test_payg_and_destroyed_servers_are_never_due():
@@ -141,6 +166,26 @@ def test_E_5_moving_the_end_of_an_expired_server():
     assert rules.move_expiry(s, t("2026-03-20T10:00:00+08:00"), t("2026-03-16T09:00:00+08:00")) is True
 
 
+def test_E_5_R_LIFE_1_an_end_moved_to_exactly_now_is_still_expired():
+    """R-LIFE-1 expires at `expires_at <= now`: a new end equal to `at` leaves the server stopped."""
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)
+    assert rules.move_expiry(s, t("2026-03-16T09:00:00+08:00"), t("2026-03-16T09:00:00+08:00")) is False
+    assert (s.state, s.stop_reasons, s.retain_until) == (
+        "stopped", {"expired": t("2026-03-16T09:00:00+08:00")}, t("2026-03-24T00:00:00+08:00"))
+
+
+@pytest.mark.parametrize("reasons, state", [({}, "active"), ({"violation": "2026-03-01T00:00:00+08:00"}, "stopped")])
+def test_E_5_R_FREE_4_a_server_not_stopped_as_expired_only_gets_the_new_end(reasons, state):
+    """Nothing to lift: move_expiry says False and touches no reason (the caller lifts `expired` on True)."""
+    s = server()
+    for r, at in reasons.items():
+        rules.add_reason(s, r, t(at))
+    assert rules.move_expiry(s, t("2026-03-20T10:00:00+08:00"), t("2026-03-05T09:00:00+08:00")) is False
+    assert (s.state, s.expires_at, s.stop_reasons, s.retain_until) == (
+        state, t("2026-03-20T10:00:00+08:00"), {r: t(at) for r, at in reasons.items()}, None)
+
+
 @pytest.mark.parametrize("at, over", [
     ("2026-03-17T23:59:59+08:00", False), ("2026-03-18T00:00:00+08:00", True), ("2026-03-19T00:00:00+08:00", True)])
 def test_E_6_retention_ends_at_retain_until_by_business_time(at, over):
@@ -165,6 +210,45 @@ def test_R_LIFE_4_a_destroyed_server_never_comes_back_and_leaves_the_calendar():
     s.destroyed_at = t("2026-03-18T00:10:00+08:00")
     rules.refresh(s)
     assert rules.lift_reason(s, "expired", t("2026-03-19T10:00:00+08:00")) is False
-    assert (s.state, list(s.stop_reasons)) == ("destroyed", ["expired"])
+    assert (s.state, list(s.stop_reasons), s.retain_until) == ("destroyed", ["expired"], None)
     assert rules.calendar_applies(s) is False
     assert rules.next_due(s) is None
+    # E-6: its data is gone, even though retain_until is no longer set
+    assert rules.retention_over(s, t("2026-03-18T00:10:00+08:00")) is True
+    assert rules.retention_over(s, t("2026-04-10T10:00:00+08:00")) is True
+
+
+@pytest.mark.parametrize("reasons", [{}, {"violation": "2026-03-01T00:00:00+08:00"}])
+def test_E_2_R_LIFE_4_a_destroyed_package_server_has_no_calendar_whatever_its_reasons(reasons):
+    """E-2 names `destroyed` on its own: the calendar stops at destruction, not only through `expired`
+    or `terminated` among the reasons."""
+    s = server(stop_reasons={r: t(at) for r, at in reasons.items()}, destroyed_at=t("2026-03-05T00:00:00+08:00"))
+    rules.refresh(s)
+    assert (s.state, s.retain_until) == ("destroyed", None)
+    assert rules.calendar_applies(s) is False
+    assert rules.sweep_steps(s, t("2026-03-05T00:10:00+08:00")) == []  # no reminder
+    assert rules.sweep_steps(s, t("2026-03-11T00:10:00+08:00")) == []  # no expiry
+    assert rules.next_due(s) is None
+    assert rules.retention_over(s, t("2026-03-05T00:10:00+08:00")) is True
+
+
+# ---- integration §6: the stored range 2000-01-01 .. 2199-12-31 (UTC), consequences included ----------------
+@pytest.mark.parametrize("billing_mode, expires_at, retain_until, beyond", [
+    ("payg", None, None, None),
+    ("monthly", "2199-12-20T10:00:00+08:00", None, None),  # retention through 12-27 → 2199-12-28: inside
+    ("monthly", "2199-12-28T10:00:00+08:00", None, "retention after expires_at"),  # retention → 2200-01-05
+    ("monthly", "2199-12-31T23:59:59Z", None, "retention after expires_at"),  # the last storable instant
+    ("monthly", "2200-01-01T00:00:00Z", None, "expires_at"),  # the first instant outside, named first
+    ("monthly", "2200-01-20T10:00:00+08:00", "2200-01-29T00:00:00+08:00", "expires_at"),
+    ("monthly", "2000-01-01T00:00:00Z", None, None),  # the first storable instant
+    ("monthly", "1999-12-31T23:59:59Z", None, "expires_at"),
+    ("payg", None, "2199-12-31T23:59:59Z", None),
+    ("payg", None, "2200-01-01T00:00:00Z", "retain_until"),
+    ("payg", None, "1999-12-31T23:59:59Z", "retain_until"),
+    ("monthly", "2026-03-10T10:00:00+08:00", "2200-01-01T00:00:00Z", "retain_until"),
+])
+def test_integration_6_unstorable_names_the_first_date_outside_the_range(billing_mode, expires_at, retain_until, beyond):
+    s = server(billing_mode=billing_mode, expires_at=expires_at and parse_stored(expires_at),
+               retain_until=retain_until and parse_stored(retain_until))
+    assert rules.unstorable(s) == beyond
+

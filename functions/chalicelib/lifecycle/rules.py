@@ -116,9 +116,8 @@ def _reminder_owed(server: Server) -> bool:
 
 def next_due(server: Server) -> Optional[datetime]:
     """When the daily sweep must next look at this server (the sparse due-date index), or None:
-    the earlier of its calendar (E-2: held servers too) and its retention."""
-    if server.state == "destroyed":
-        return None
+    the earlier of its calendar (E-2: held servers too) and its retention; a destroyed server has
+    neither (calendar_applies and the retention both exclude it), so it is never due."""
     due = []
     if calendar_applies(server):
         due.append(server.expires_at - REMINDER_LEAD if _reminder_owed(server) else server.expires_at)
