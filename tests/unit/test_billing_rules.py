@@ -21,6 +21,13 @@ def test_R_PAY_2_price_in_force_is_the_latest_version_not_after_the_time():
     assert rules.price_in_force(p, t("2025-12-31T23:59:59+08:00")) is None
 
 
+def test_R_PAY_2_price_in_force_a_correction_at_the_same_instant_wins():
+    """T2.5 / R-PAY-2: of two versions with the same effective_from, the one listed later is the
+    correction (a put at the same effective_from replaces the version) and is the one in force."""
+    p = plan((10000, 20, "2026-01-01T00:00:00+08:00"), (11000, 22, "2026-01-01T00:00:00+08:00"))
+    assert rules.price_in_force(p, t("2026-01-15T00:00:00+08:00")).monthly_price == 11000
+
+
 @pytest.mark.parametrize("mode, amount, months, expected", [
     ("monthly", 30000, 3, None), ("monthly", 29999, 3, "amount_mismatch"), ("trial", 0, 1, None),
     ("trial", 1, 1, "amount_mismatch"), ("payg", 12345, None, None)])
@@ -80,6 +87,39 @@ def test_R_PAY_6_an_hour_starting_at_the_stop_instant_is_not_charged():
     assert rules.next_unbilled_hour(segments) is None
 
 
+@pytest.mark.parametrize("at, plan_id", [
+    ("2026-01-01T00:59:59+08:00", "default"), ("2026-01-01T01:00:00+08:00", "std"),
+    ("2026-01-01T01:59:59+08:00", "std"), ("2026-01-01T02:00:00+08:00", "pro")])
+def test_R_PAY_5_plan_at_is_the_latest_use_since_at_or_before_else_the_default(at, plan_id):
+    """R-PAY-5: a plan applies from its `since` (the history need not be sorted); before any, the default."""
+    history = [PlanUse(plan_id="pro", since=t("2026-01-01T02:00:00+08:00")),
+               PlanUse(plan_id="std", since=t("2026-01-01T01:00:00+08:00"))]
+    assert rules.plan_at(history, t(at), "default") == plan_id
+    assert rules.plan_at([], t(at), "default") == "default"
+
+
+def test_R_PAY_6_hours_without_plan_history_are_charged_on_the_server_plan():
+    p = plan((10000, 20, "2026-01-01T00:00:00+08:00"))
+    segments = [PaygSegment(anchor=t("2026-01-01T00:00:00+08:00"))]
+    charges = rules.hours_to_charge(segments, t("2026-01-01T01:00:00+08:00"), [], "p", {"p": p})
+    assert [(c.hour_start, c.plan_id, c.price) for c in charges] == [
+        (t("2026-01-01T00:00:00+08:00"), "p", 20), (t("2026-01-01T01:00:00+08:00"), "p", 20)]
+
+
+def test_R_PAY_6_an_hour_with_no_price_in_force_or_no_known_plan_is_charged_0():
+    """R-PAY-6 charges the hourly price in force when the hour started: none in force (the first version
+    starts later) or a plan that is not known (deleted) charges 0 fen, and the hour still counts once."""
+    p = plan((10000, 20, "2026-01-01T01:00:00+08:00"))
+    early = [PaygSegment(anchor=t("2026-01-01T00:00:00+08:00"))]
+    charges = rules.hours_to_charge(early, t("2026-01-01T01:00:00+08:00"), [], "p", {"p": p})
+    assert [(c.hour_start, c.plan_id, c.price) for c in charges] == [
+        (t("2026-01-01T00:00:00+08:00"), "p", 0), (t("2026-01-01T01:00:00+08:00"), "p", 20)]
+    gone = [PaygSegment(anchor=t("2026-01-01T00:00:00+08:00"))]
+    charges = rules.hours_to_charge(gone, t("2026-01-01T00:30:00+08:00"), [], "deleted", {"p": p})
+    assert [(c.hour_start, c.plan_id, c.price) for c in charges] == [(t("2026-01-01T00:00:00+08:00"), "deleted", 0)]
+    assert gone[0].charged == 1
+
+
 def test_R_PAY_5_upgrade_prices_hours_after_it_with_the_new_plan():
     std, pro = plan((10000, 20, "2020-01-01T00:00:00Z")), plan((30000, 60, "2020-01-01T00:00:00Z"))
     history = [PlanUse(plan_id="std", since=t("2026-01-01T00:00:00+08:00")), PlanUse(plan_id="pro", since=t("2026-01-01T01:30:00+08:00"))]
@@ -115,6 +155,26 @@ def test_R_LIFE_5_security_incident_refund_never_below_zero():
     assert rules.security_incident_refund(periods, t("2026-03-15T00:00:00+08:00")) == 0
 
 
+def test_R_LIFE_5_security_incident_refund_sums_every_period_in_any_order():
+    """R-LIFE-5: refunded periods are left out wherever they are listed, and every other period adds its part."""
+    periods = [
+        period("2026-04-10T10:00:00+08:00", "2026-05-10T10:00:00+08:00", 12000, 12000, 1, refunded=True),
+        period("2026-04-10T10:00:00+08:00", "2026-05-10T10:00:00+08:00", 12000, 12000, 1),  # not started: all
+        period("2026-02-10T10:00:00+08:00", "2026-04-10T10:00:00+08:00", 24000, 12000, 2),  # current, 1 used
+    ]
+    assert rules.security_incident_refund(periods, t("2026-03-01T00:00:00+08:00")) == 12000 + (24000 - 12000)
+
+
+@pytest.mark.parametrize("at, refund", [
+    ("2026-04-10T10:00:00+08:00", 0),                    # the end instant: finished, nothing
+    ("2026-04-10T09:59:59+08:00", 60000 - 3 * 12000)])  # a second before: current, 3 months used
+def test_R_LIFE_5_security_incident_a_period_is_finished_at_its_end_instant(at, refund):
+    """R-LIFE-5: a period is [start, end); a finished one refunds nothing whatever its amount (here more
+    than monthly price x months, so the months-used formula would still leave something)."""
+    periods = [period("2026-01-10T10:00:00+08:00", "2026-04-10T10:00:00+08:00", 60000, 12000, 3)]
+    assert rules.security_incident_refund(periods, t(at)) == refund
+
+
 def test_R_LIFE_5_announcement_refund_rounds_half_up_per_period():
     start = t("2026-01-01T00:00:00+08:00")
     # 3 fen over 2 seconds, 1 second left: 1.5 → 2 (half up)
@@ -126,10 +186,60 @@ def test_R_LIFE_5_announcement_refund_rounds_half_up_per_period():
     assert rules.announcement_refund([q], t("2026-02-01T00:00:00+08:00")) == 0
 
 
+def test_R_LIFE_5_announcement_refund_sums_every_unrefunded_period_in_any_order():
+    periods = [
+        period("2026-01-01T00:00:00+08:00", "2026-02-01T00:00:00+08:00", 10000, 10000, 1, refunded=True),
+        period("2025-12-01T00:00:00+08:00", "2026-01-01T00:00:00+08:00", 10000, 10000, 1),  # finished: 0
+        period("2026-01-01T00:00:00+08:00", "2026-02-01T00:00:00+08:00", 10000, 10000, 1),  # 21 of 31 days: 6774
+        period("2026-02-01T00:00:00+08:00", "2026-03-01T00:00:00+08:00", 12000, 12000, 1),  # not started: all
+    ]
+    assert rules.announcement_refund(periods, t("2026-01-11T00:00:00+08:00")) == 6774 + 12000
+
+
+@pytest.mark.parametrize("at, refund", [
+    ("2026-01-01T00:00:00.000000+08:00", 500_000),  # at the start: the whole amount
+    ("2026-01-01T00:00:00.999999+08:00", 1),        # 1 us of 1 s left: 0.5 fen, half up -> 1
+    ("2026-01-01T00:00:01.000000+08:00", 0),        # the end instant: nothing left
+    ("2026-01-01T00:00:01.000001+08:00", 0)])       # after the end
+def test_R_LIFE_5_announcement_refund_counts_to_the_microsecond(at, refund):
+    """R-LIFE-5 (T7.3.5): amount x remaining / length with remaining = max(0, end - max(at, start)),
+    exact to the microsecond: a 1-second period of 500 000 fen."""
+    start = t("2026-01-01T00:00:00+08:00")
+    p = Period(order_id="o", start=start, end=start + timedelta(seconds=1), amount=500_000, monthly_price=500_000, months=1)
+    got = rules.announcement_refund([p], t(at))
+    assert got == refund and type(got) is int
+
+
+def test_R_LIFE_5_announcement_refund_rounds_an_exact_half_up_with_sub_second_times():
+    """R-LIFE-5: 1000 fen over January (31 days), 1 d 12:49:40.8 left: exactly 49.5 fen -> 50. Computed
+    through float seconds this once came out as 49.49999... -> 49 (money never goes through floats, rules §0)."""
+    q = period("2026-01-01T00:00:00+08:00", "2026-02-01T00:00:00+08:00", 1000, 1000, 1)
+    got = rules.announcement_refund([q], t("2026-01-30T11:10:19.200000+08:00"))
+    assert got == 50 and type(got) is int
+    assert rules.announcement_refund([q], t("2026-01-28T20:29:02.400000+08:00")) == 102  # 101.5 -> 102
+
+
+def test_R_LIFE_5_announcement_refund_of_an_empty_period_is_0():
+    """A period with start == end has nothing left to refund (and no length to divide by)."""
+    start = t("2026-01-01T00:00:00+08:00")
+    p = Period(order_id="o", start=start, end=start, amount=1000, monthly_price=1000, months=1)
+    assert rules.announcement_refund([p], start - timedelta(days=1)) == 0
+
+
 @pytest.mark.parametrize("reason", ["user_closed", "replaced", "breach", "consensus"])
 def test_R_LIFE_5_terminations_without_computed_refund(reason):
     q = period("2026-01-01T00:00:00+08:00", "2026-02-01T00:00:00+08:00", 10000, 10000, 1)
     assert rules.termination_refund(reason, [q], t("2026-01-11T00:00:00+08:00")) == 0
+
+
+@pytest.mark.parametrize("reason, refund", [
+    ("security_incident", (10000 - 10000 * 1) + 12000),  # current period with 1 month used, the next whole
+    ("provider_announcement", 6774 + 12000)])           # 21 of 31 days left, the next whole
+def test_R_LIFE_5_terminations_with_computed_refund(reason, refund):
+    """R-LIFE-5: security incident and provider announcement refund per paid period (any iterable of them)."""
+    periods = iter([period("2026-01-01T00:00:00+08:00", "2026-02-01T00:00:00+08:00", 10000, 10000, 1),
+                    period("2026-02-01T00:00:00+08:00", "2026-03-01T00:00:00+08:00", 12000, 12000, 1)])
+    assert rules.termination_refund(reason, periods, t("2026-01-11T00:00:00+08:00")) == refund
 
 
 def test_R_LIFE_6_free_days_after_the_paid_period_refund_nothing():

@@ -9,6 +9,7 @@ from ..domain.records import PaygSegment, Period, Plan, PlanUse, PriceVersion
 from ..timeutil import add_months
 
 HOUR = timedelta(hours=1)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def price_in_force(plan: Plan, at: datetime) -> Optional[PriceVersion]:
@@ -135,9 +136,10 @@ def announcement_refund(periods: Iterable[Period], at: datetime) -> int:
     for p in periods:
         if p.refunded:
             continue
-        length = int((p.end - p.start).total_seconds() * 1_000_000)
-        remaining = max(0, int((p.end - max(at, p.start)).total_seconds() * 1_000_000))
-        if length <= 0 or remaining <= 0:
+        # whole microseconds as exact integers (total_seconds() is a float and could lose the last one)
+        length = (p.end - p.start) // MICROSECOND
+        remaining = max(0, (p.end - max(at, p.start)) // MICROSECOND)
+        if remaining <= 0:  # at or after the end; also every empty period, as remaining <= length
             continue
         total += (2 * p.amount * remaining + length) // (2 * length)
     return total
