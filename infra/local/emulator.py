@@ -1,5 +1,5 @@
 """The local AWS emulator (moto), with DynamoDB requests serialised (and two of moto's quadratic costs
-removed: table backups per transaction item, queue attributes per message sent).
+removed: a copy of every touched table per transaction, queue attributes per message sent).
 
 moto 5's TransactWriteItems copies each touched table up front and, when the transaction is cancelled,
 puts those copies back, undoing writes other threads committed meanwhile. Real DynamoDB has no such
@@ -12,44 +12,6 @@ import sys
 import threading
 
 _LOCK = threading.RLock()
-
-
-_BACKUPS = threading.local()
-
-
-def one_backup_per_table() -> None:
-    """moto 5's TransactWriteItems deep-copies a table once per *item* it touches (100 copies of the
-    same table for a 100-item transaction), which makes large transactions on large tables take seconds.
-    One copy per table and transaction is the same backup: the items of one transaction are applied
-    one after another, and the copy is taken before any of them (requests are serialised, see above)."""
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
-
-    if getattr(DynamoDBBackend.transact_write_items, "_one_backup", False):
-        return
-    original = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self, transact_items):
-        _BACKUPS.copies = {}
-        try:
-            return original(self, transact_items)
-        finally:
-            _BACKUPS.copies = None
-
-    def __deepcopy__(self, memo):
-        copies = getattr(_BACKUPS, "copies", None)
-        if copies is not None and id(self) in copies:
-            return copies[id(self)]
-        clone = Table.__new__(Table)
-        memo[id(self)] = clone
-        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        if copies is not None:
-            copies[id(self)] = clone
-        return clone
-
-    transact_write_items._one_backup = True
-    DynamoDBBackend.transact_write_items = transact_write_items
-    Table.__deepcopy__ = __deepcopy__
 
 
 _SENDING = threading.local()
@@ -86,7 +48,6 @@ def cheap_standard_queue_sends() -> None:
 def serialize_dynamodb() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
-    one_backup_per_table()
     cheap_standard_queue_sends()
     if getattr(DynamoHandler.call_action, "_serialised", False):
         return
@@ -107,8 +68,6 @@ def _roll_back_only_touched_items() -> None:
     costs n² (300 servers: most of a minute). With DynamoDB serialised, nothing else writes during a
     transaction, so keeping copies of just the items it names and putting those back is the same
     rollback."""
-    import copy
-
     from moto.dynamodb import models as ddb
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
