@@ -55,9 +55,15 @@ def free_port() -> int:
 
 
 def start_emulator():
-    """A moto server on a free loopback port, the template's tables/queues/topics, the app pointed at it."""
+    """A moto server on a free loopback port, the template's tables/queues/topics, the app pointed at it;
+    its DynamoDB requests serialised as in the local stack (moto's transactions are not atomic under
+    concurrent requests, see infra/local/emulator.py)."""
     set_env()
     import logging
+
+    from infra.local.emulator import serialize_dynamodb
+
+    serialize_dynamodb()
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     from moto.server import ThreadedMotoServer

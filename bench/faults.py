@@ -381,12 +381,6 @@ def main() -> int:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no EMF line per request on stdout
     rng = random.Random(SEED)
     evs, servers, balances, filings, tickets, after_metering = build(rng)
-    from infra.local.emulator import serialize_dynamodb
-
-    # as the local stack's emulator and the integration tests do: moto's TransactWriteItems is not atomic
-    # under concurrent requests (a cancelled one restores table copies over other threads' commits, two
-    # can pass their conditions together); one request at a time is a valid DynamoDB ordering
-    serialize_dynamodb()
     emulator, _ = c.start_emulator()
     faults = Faults(SEED)
     c.add_middleware(faults)
