@@ -87,6 +87,21 @@ def test_R_FREE_1_each_filing_event_answers_the_summary_of_the_recorded_events_i
         "2026-01-10T09:00:00+08:00", "2026-01-13T10:00:00+08:00", 4)
 
 
+def test_integration_1_a_filing_resubmitted_for_another_server_is_400_naming_its_server(shop):
+    """integration §1, R-FREE-1: a filing belongs to the server of its first submission; a submission of it
+    for another server is a bad value (400 naming `data.server_id` and the filing's server) and changes nothing."""
+    buy(shop, "srv-1")
+    buy(shop, "srv-2")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    status, body = shop.ticket("filing.submitted", {"filing_id": "f1", "server_id": "srv-2", "website": "f1.example.cn",
+                                                    "is_change": False, "submitted_at": "2026-01-08T09:00:00+08:00"})
+    assert (status, body) == (400, {"error": {"code": "invalid_payload", "fields": ["data.server_id"],
+                                              "message": "filing 'f1' belongs to server 'srv-1'"}})
+    assert filing(shop, "f1", "srv-1", [("approved", "2026-01-09T09:00:00+08:00")]) == {
+        "filing_id": "f1", "server_id": "srv-1", "clock_start": "2026-01-05T09:00:00+08:00",
+        "approved_at": "2026-01-09T09:00:00+08:00", "filing_days": 4}
+
+
 @pytest.mark.parametrize("kind", ["withdrawn", "rejected", "approved"])
 def test_integration_1_an_event_of_an_unknown_filing_is_422_naming_it(shop, kind):
     """integration §1: 422 `unknown_reference` names the filing; nothing is stored (a later submission of that
