@@ -62,6 +62,58 @@ def test_R_FREE_1_spec_example_counts_from_first_submission_after_last_withdrawa
     assert shop.account("acc-1")["balance"] == 0  # R-PAY-9: no cash value
 
 
+def test_R_FREE_1_each_filing_event_answers_the_summary_of_the_recorded_events_in_time_order(shop):
+    """R-FREE-1, E-4: every filing event answers the filing's summary; the events count by their own times, so
+    a withdrawal delivered after a later resubmission still ends the attempt before it."""
+    buy(shop, "srv-1")
+
+    def summary(clock_start, approved_at=None, filing_days=None):
+        return {"filing_id": "f1", "server_id": "srv-1", "clock_start": clock_start, "approved_at": approved_at,
+                "filing_days": filing_days}
+
+    steps = [
+        ("submitted", "2026-01-05T09:00:00+08:00", summary("2026-01-05T09:00:00+08:00")),
+        ("rejected", "2026-01-06T09:00:00+08:00", summary("2026-01-05T09:00:00+08:00")),
+        ("submitted", "2026-01-10T09:00:00+08:00", summary("2026-01-05T09:00:00+08:00")),
+        # delivered late: between the two submissions, it makes the 01-10 one the final attempt's first
+        ("withdrawn", "2026-01-07T09:00:00+08:00", summary("2026-01-10T09:00:00+08:00")),
+        ("approved", "2026-01-13T10:00:00+08:00",
+         summary("2026-01-10T09:00:00+08:00", "2026-01-13T10:00:00+08:00", 4)),
+    ]
+    for kind, at, expected in steps:
+        assert filing(shop, "f1", "srv-1", [(kind, at)]) == expected, kind
+    # E-4: withdrawn with no submission since: the last submission before it
+    assert filing(shop, "f1", "srv-1", [("withdrawn", "2026-01-14T09:00:00+08:00")]) == summary(
+        "2026-01-10T09:00:00+08:00", "2026-01-13T10:00:00+08:00", 4)
+
+
+def test_integration_1_a_filing_resubmitted_for_another_server_is_400_naming_its_server(shop):
+    """integration §1, R-FREE-1: a filing belongs to the server of its first submission; a submission of it
+    for another server is a bad value (400 naming `data.server_id` and the filing's server) and changes nothing."""
+    buy(shop, "srv-1")
+    buy(shop, "srv-2")
+    filing(shop, "f1", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")])
+    status, body = shop.ticket("filing.submitted", {"filing_id": "f1", "server_id": "srv-2", "website": "f1.example.cn",
+                                                    "is_change": False, "submitted_at": "2026-01-08T09:00:00+08:00"})
+    assert (status, body) == (400, {"error": {"code": "invalid_payload", "fields": ["data.server_id"],
+                                              "message": "filing 'f1' belongs to server 'srv-1'"}})
+    assert filing(shop, "f1", "srv-1", [("approved", "2026-01-09T09:00:00+08:00")]) == {
+        "filing_id": "f1", "server_id": "srv-1", "clock_start": "2026-01-05T09:00:00+08:00",
+        "approved_at": "2026-01-09T09:00:00+08:00", "filing_days": 4}
+
+
+@pytest.mark.parametrize("kind", ["withdrawn", "rejected", "approved"])
+def test_integration_1_an_event_of_an_unknown_filing_is_422_naming_it(shop, kind):
+    """integration §1: 422 `unknown_reference` names the filing; nothing is stored (a later submission of that
+    id starts a new filing)."""
+    status, body = shop.ticket(f"filing.{kind}", {"filing_id": "nope", f"{kind}_at": "2026-01-01T00:00:00+08:00"})
+    assert (status, body) == (422, {"error": {"code": "unknown_reference", "message": "filing 'nope' is not known"}})
+    buy(shop, "srv-1")
+    assert filing(shop, "nope", "srv-1", [("submitted", "2026-01-05T09:00:00+08:00")]) == {
+        "filing_id": "nope", "server_id": "srv-1", "clock_start": "2026-01-05T09:00:00+08:00", "approved_at": None,
+        "filing_days": None}
+
+
 @pytest.mark.parametrize("approved_at, days", [
     ("2026-01-08T09:00:01+08:00", 4),   # 3 days and 1 second: a started day counts whole
     ("2026-01-08T09:00:00+08:00", 3),
@@ -118,6 +170,27 @@ def test_R_FREE_3_application_before_approval_is_denied_and_may_be_made_again(sh
     filing(shop, "f1", "srv-1", [("approved", "2026-01-09T09:00:00+08:00")])
     _, accepted = apply(shop, "t2", "f1", "srv-1", "2026-01-10T10:00:00+08:00", "2026-01-10T11:00:00+08:00")
     assert (accepted["decision"], accepted["days"]) == ("granted", 4)
+
+
+def test_R_FREE_6_a_decided_ticket_answers_decided_and_keeps_its_first_decision(shop):
+    """R-FREE-3, R-FREE-6: after the acceptance, the ticket is decided: a later request for it (a new event)
+    answers its status `decided` with the preliminary decision, and a second, different acceptance answers the
+    first decision and extends nothing more."""
+    buy(shop, "srv-1")
+    _approved_filing(shop)
+    _, first = apply(shop, "t1", "f1", "srv-1", "2026-01-16T10:00:00+08:00", "2026-01-16T11:00:00+08:00")
+    assert first == {"decision": "granted", "days": 10, "expires_at": "2026-07-11T10:00:00+08:00",
+                     "due_by": "2026-01-19T11:00:00+08:00", "granted_at": "2026-01-16T11:00:00+08:00"}
+    status, again = shop.ticket("compensation.requested", {"ticket_id": "t1", "filing_id": "f1", "server_id": "srv-1",
+                                                           "requested_at": "2026-01-17T10:00:00+08:00"})
+    assert (status, again["outcome"]) == (200, {"ticket_id": "t1", "status": "decided", "decision": "eligible",
+                                                "days": 10})
+    status, second = shop.ticket("compensation.accepted", {"ticket_id": "t1", "engineer_id": "eng-8",
+                                                           "accepted_at": "2026-01-20T11:00:00+08:00"})
+    assert (status, second["outcome"]) == (200, first)
+    view = shop.server("srv-1")
+    assert view["expires_at"] == "2026-07-11T10:00:00+08:00"
+    assert [r["kind"] for r in view["ledger"]].count("free_period") == 1
 
 
 def _denied(shop, ticket="t1", filing_id="f1", server="srv-1"):

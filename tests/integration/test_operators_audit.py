@@ -64,6 +64,19 @@ def test_contract_6_plain_token_acts_as_operator_and_terminate_records_its_refun
     assert named.account("acc-1")["audit_next"] is None
 
 
+def test_contract_6_the_violation_entry_carries_the_operators_note(named):
+    """P-II(6) by a named operator: the account's audit entry keeps the body's flag and note, in the answer and
+    in the account view; the ops trail gets nothing of it."""
+    status, account = ops_as(named, "tok-alice", "POST", "/ops/accounts/acc-1/violation",
+                             {"flag": True, "note": "illegal content", "at": "2026-01-21T10:00:00+08:00"})
+    assert status == 200, account
+    expected = [{"at": "2026-01-21T10:00:00+08:00", "action": "violation", "actor": "alice", "flag": True,
+                 "note": "illegal content"}]
+    assert (account["violation"], account["audit"]) == (True, expected)
+    assert named.account("acc-1")["audit"] == expected
+    assert [i["action"] for i in named.ops("GET", "/ops/audit")[1]["items"]] == ["price_version"]
+
+
 @pytest.mark.parametrize("call", [
     ("POST", "/ops/servers/s1/suspend", {"reason": "bogus"}),                   # 400 invalid reason
     ("POST", "/ops/servers/s1/suspend", {"reason": "violation", "at": "soon"}),  # 400 bad time

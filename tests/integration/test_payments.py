@@ -79,11 +79,16 @@ def test_R_PAY_3_renewal_before_expiry_extends_from_expiry(plans):
 
 def test_R_PAY_5_upgrade_changes_plan_and_records_amount_unchecked(plans):
     plans.buy_monthly("srv-5", "2026-01-10T10:00:00+08:00", months=1)
-    _, body = plans.pay("order.paid", order_paid("ord-5u", "acc-1", "srv-5", "upgrade", "2026-01-20T10:00:00+08:00", 1234, plan_id="pro"))
-    assert body["outcome"]["decision"] == "applied"
+    _, body = plans.pay("order.paid", order_paid("ord-5u", "acc-1", "srv-5", "upgrade", "2026-01-20T10:00:00+08:00", 1234,
+                                                 plan_id="pro"), event_id="evt-5u")
+    assert body["outcome"] == {"decision": "applied", "server": {
+        "server_id": "srv-5", "state": "active", "expires_at": "2026-02-10T10:00:00+08:00"}}
     view = plans.server("srv-5")
     assert view["plan_id"] == "pro"
-    assert (view["ledger"][-1]["kind"], view["ledger"][-1]["cash"]) == ("upgrade", 1234)
+    # the upgrade's row names the new plan in its note
+    assert view["ledger"][-1] == {"at": "2026-01-20T10:00:00+08:00", "kind": "upgrade", "rule": "R-PAY-5",
+                                  "account_id": "acc-1", "server_id": "srv-5", "cash": 1234, "note": "pro",
+                                  "event_id": "evt-5u"}
 
 
 def test_R_PAY_7_top_up_creates_account_and_keeps_balance_equal_to_ledger(plans):
@@ -99,7 +104,9 @@ def test_R_LIFE_5_refund_terminates_as_unsubscribed_and_ends_agreement(plans):
     plans.buy_monthly("srv-6", "2026-01-10T10:00:00+08:00", months=1)
     _, body = plans.pay("order.refunded", {"order_id": "ord-srv-6-new", "account_id": "acc-1", "server_id": "srv-6",
                                            "amount": 8000, "refunded_at": "2026-01-15T10:00:00+08:00"})
-    assert body["outcome"]["decision"] == "applied"
+    # the answer carries the server as the refund left it
+    assert body["outcome"] == {"decision": "applied", "refund": 8000, "server": {
+        "server_id": "srv-6", "state": "stopped", "expires_at": "2026-02-10T10:00:00+08:00"}}
     view = plans.server("srv-6")
     assert view["state"] == "stopped"
     assert view["stop_reason"] == "terminated"
@@ -108,6 +115,28 @@ def test_R_LIFE_5_refund_terminates_as_unsubscribed_and_ends_agreement(plans):
     assert view["ledger"][-1]["cash"] == -8000
     assert [a["kind"] for a in view["cluster_actions"]] == ["stop"]
     assert plans.account("acc-1")["agreement_ended"] is True
+
+
+def test_R_LIFE_5_refund_of_a_new_payg_order_takes_its_top_up_back_from_the_balance(plans):
+    """R-LIFE-5 with R-PAY-2/R-PAY-7: a new payg order's amount went to the balance; its refund records the
+    cash paid back and, as a balance change of its own (R-LIFE-7), the top-up taken back."""
+    plans.pay("order.paid", order_paid("ord-p", "acc-9", "srv-p", "new", "2026-01-10T10:00:00+08:00", 5000,
+                                       billing_mode="payg", plan_id="std", region="cn-north-1"), event_id="evt-new")
+    _, body = plans.pay("order.refunded", {"order_id": "ord-p", "account_id": "acc-9", "server_id": "srv-p",
+                                           "amount": 5000, "refunded_at": "2026-01-12T10:00:00+08:00"},
+                        event_id="evt-refund")
+    assert body["outcome"] == {"decision": "applied", "refund": 5000, "server": {
+        "server_id": "srv-p", "state": "stopped", "expires_at": None}}
+    account = plans.account("acc-9")
+    assert account["balance"] == 0
+    refund_rows = [r for r in account["ledger"] if r["event_id"] == "evt-refund"]
+    assert refund_rows == [
+        {"at": "2026-01-12T10:00:00+08:00", "kind": "refund", "rule": "R-LIFE-5", "account_id": "acc-9",
+         "server_id": "srv-p", "cash": -5000, "note": "ord-p", "event_id": "evt-refund"},
+        {"at": "2026-01-12T10:00:00+08:00", "kind": "top_up_refunded", "rule": "R-LIFE-5", "account_id": "acc-9",
+         "server_id": "srv-p", "amount": -5000, "balance_before": 5000, "balance_after": 0, "event_id": "evt-refund"},
+    ]
+    assert plans.server("srv-p")["ledger"][-2:] == refund_rows
 
 
 def test_R_PAY_4_renewal_of_terminated_server_is_held(plans):

@@ -15,7 +15,8 @@ from ..store import models as m
 from ..store.session import Session
 from ..timeutil import fmt, parse_rfc3339, store_key
 from . import rules
-from .payloads import CompensationAccepted, CompensationRequested, FilingSubmitted
+from .payloads import (CompensationAccepted, CompensationRequested, FilingApproved, FilingRejected,
+                       FilingSubmitted, FilingWithdrawn)
 
 
 # ---- filings ------------------------------------------------------------------------------------
@@ -50,24 +51,32 @@ def filing_submitted(s: Session, event_id: str, p: FilingSubmitted) -> dict:
     return filing_summary(doc)
 
 
-def _filing_event(kind: str, field: str):
-    def apply(s: Session, event_id: str, p) -> dict:
-        doc = s.row_doc(m.FilingRow, p.filing_id)
-        if doc is None:
-            raise UnknownReference(f"filing {p.filing_id!r} is not known")
-        doc["events"].append({"kind": kind, "at": getattr(p, field).isoformat(), "event_id": event_id})
-        _save_filing(s, doc)
-        if kind == "approved" and not doc.get("is_change"):
-            # kept on the server for R-FREE-2 (3), so a compensation needs no query of the filings
-            s.note_filing_approval(doc["server_id"], doc["filing_id"], rules.approved_at(_events(doc)))
-        return filing_summary(doc)
-    apply.__doc__ = f"R-FREE-1: records that the filing was {kind}."
-    return apply
+def _record_filing_event(kind: str, field: str, s: Session, event_id: str, p) -> dict:
+    """R-FREE-1: appends the event `kind` at the payload's `field` to the filing's history."""
+    doc = s.row_doc(m.FilingRow, p.filing_id)
+    if doc is None:
+        raise UnknownReference(f"filing {p.filing_id!r} is not known")
+    doc["events"].append({"kind": kind, "at": getattr(p, field).isoformat(), "event_id": event_id})
+    _save_filing(s, doc)
+    if kind == "approved" and not doc.get("is_change"):
+        # kept on the server for R-FREE-2 (3), so a compensation needs no query of the filings
+        s.note_filing_approval(doc["server_id"], doc["filing_id"], rules.approved_at(_events(doc)))
+    return filing_summary(doc)
 
 
-filing_withdrawn = _filing_event("withdrawn", "withdrawn_at")
-filing_rejected = _filing_event("rejected", "rejected_at")
-filing_approved = _filing_event("approved", "approved_at")
+def filing_withdrawn(s: Session, event_id: str, p: FilingWithdrawn) -> dict:
+    """R-FREE-1: records that the filing was withdrawn."""
+    return _record_filing_event("withdrawn", "withdrawn_at", s, event_id, p)
+
+
+def filing_rejected(s: Session, event_id: str, p: FilingRejected) -> dict:
+    """R-FREE-1: records that the filing was rejected."""
+    return _record_filing_event("rejected", "rejected_at", s, event_id, p)
+
+
+def filing_approved(s: Session, event_id: str, p: FilingApproved) -> dict:
+    """R-FREE-1: records that the filing was approved."""
+    return _record_filing_event("approved", "approved_at", s, event_id, p)
 
 
 # ---- compensation --------------------------------------------------------------------------------
