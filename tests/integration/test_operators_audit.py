@@ -177,3 +177,11 @@ def test_contract_6_price_versions_runs_by_hand_and_replays_go_to_the_ops_trail(
     server_trail = named.server("s1")["audit"]
     assert [(e["action"], e["actor"], e["action_id"]) for e in server_trail] == [
         ("replay_dead_letter", "alice", action_id)]
+
+
+def test_contract_2_violation_mark_on_an_unknown_account_is_404_naming_it(named):
+    """integration §2 (unknown ids: 404) for P-II(6): the answer names the account; the trail records nothing."""
+    status, answer = ops_as(named, "tok-alice", "POST", "/ops/accounts/acc-nope/violation",
+                            {"flag": True, "at": "2026-01-21T10:00:00+08:00"})
+    assert (status, answer) == (404, {"error": {"code": "not_found", "message": "account 'acc-nope' is not known"}})
+    assert [i["action"] for i in named.ops("GET", "/ops/audit")[1]["items"]] == ["price_version"]

@@ -35,7 +35,8 @@ def test_R_PAY_2_amount_mismatch_is_held_and_creates_no_server(plans):
     assert status == 404
     account = plans.account("acc-1")
     assert account["servers"] == []
-    assert [(r["kind"], r["cash"], r["note"]) for r in account["ledger"]] == [("held_for_review", 29999, "amount_mismatch")]
+    assert [(r["kind"], r["cash"], r["note"], r["rule"]) for r in account["ledger"]] == [
+        ("held_for_review", 29999, "amount_mismatch", "R-PAY-2")]
 
 
 def test_R_PAY_2_renewal_takes_price_in_force_at_renewal(plans):
@@ -154,3 +155,116 @@ def test_unknown_references_answer_422_and_store_nothing(plans):
     assert status == 404
     status, body = plans.buy_monthly("srv-x", "2026-01-10T10:00:00+08:00", plan="no-such-plan")
     assert status == 422
+
+
+REFUND_AT = "2026-01-15T10:00:00+08:00"
+
+
+def refund(api, order_id, amount, server_id="srv-r", account_id="acc-1", event_id=None, at=REFUND_AT):
+    return api.pay("order.refunded", {"order_id": order_id, "account_id": account_id, "server_id": server_id,
+                                      "amount": amount, "refunded_at": at}, event_id=event_id)
+
+
+def test_R_LIFE_5_refund_stops_the_server_with_a_notification_caused_by_the_refund_event(plans):
+    """R-LIFE-5 with R-NOTE-1: the termination's `stopped` notification names the refund event as its cause."""
+    plans.buy_monthly("srv-r", "2026-01-10T10:00:00+08:00")
+    status, body = refund(plans, "ord-srv-r-new", 8000, event_id="evt-unsub")
+    assert (status, body["outcome"]["decision"]) == (200, "applied")
+    notes = [(n["kind"], n["cause"]) for n in plans.server("srv-r")["notifications"]]
+    assert notes == [("stopped", "stopped#terminated#2026-01-15T02:00:00.000000Z#event:payments:evt-unsub")]
+
+
+def test_R_LIFE_5_refund_above_the_order_amount_is_held_as_refund_exceeds_order(plans):
+    """R-LIFE-5 / R-PAY-2, integration §1 held reasons: a refund larger than its order is held for review and
+    the server keeps running."""
+    plans.buy_monthly("srv-r", "2026-01-10T10:00:00+08:00")
+    status, body = refund(plans, "ord-srv-r-new", 10001, event_id="evt-over")
+    assert status == 200
+    assert body["outcome"] == {"decision": "held_for_review", "reason": "refund_exceeds_order", "server": {
+        "server_id": "srv-r", "state": "active", "expires_at": "2026-02-10T10:00:00+08:00"}}
+    view = plans.server("srv-r")
+    assert (view["state"], view["termination_reason"]) == ("active", None)
+    assert view["ledger"][-1] == {"at": REFUND_AT, "kind": "held_for_review", "rule": "R-PAY-2",
+                                  "account_id": "acc-1", "server_id": "srv-r", "cash": 10001,
+                                  "note": "refund_exceeds_order", "event_id": "evt-over"}
+
+
+def test_R_LIFE_5_refund_naming_another_server_is_held_as_order_mismatch(plans):
+    """R-LIFE-5, integration §1 held reasons: a refund whose server is not its order's is held on the account
+    with the gateway's amount; nothing is refunded or terminated."""
+    plans.buy_monthly("srv-r", "2026-01-10T10:00:00+08:00")
+    status, body = refund(plans, "ord-srv-r-new", 8000, server_id="srv-other", event_id="evt-mis")
+    assert status == 200
+    assert body["outcome"] == {"decision": "held_for_review", "reason": "order_mismatch", "server": {
+        "server_id": "srv-other", "state": None, "expires_at": None}}
+    assert plans.account("acc-1")["ledger"][-1] == {
+        "at": REFUND_AT, "kind": "held_for_review", "rule": "R-PAY-2", "account_id": "acc-1", "cash": 8000,
+        "note": "order_mismatch", "event_id": "evt-mis"}
+    assert plans.server("srv-r")["state"] == "active"
+
+
+def test_R_LIFE_5_refund_of_a_held_renewal_returns_the_money_and_leaves_the_server_running(plans):
+    """R-PAY-2/R-PAY-4 with R-LIFE-5: a held order was never applied; its refund is recorded as paid back,
+    and the server it named is neither terminated nor stopped."""
+    plans.buy_monthly("srv-r", "2026-01-10T10:00:00+08:00")
+    _, held = plans.pay("order.paid", order_paid("ord-r-held", "acc-1", "srv-r", "renewal",
+                                                 "2026-01-12T10:00:00+08:00", 9999, months=1))
+    assert held["outcome"]["reason"] == "amount_mismatch"
+    status, body = refund(plans, "ord-r-held", 9999, event_id="evt-back")
+    assert status == 200
+    assert body["outcome"] == {"decision": "applied", "refund": 9999, "server": {
+        "server_id": "srv-r", "state": "active", "expires_at": "2026-02-10T10:00:00+08:00"}}
+    view = plans.server("srv-r")
+    assert (view["state"], view["stop_reason"], view["termination_reason"]) == ("active", None, None)
+    assert view["ledger"][-1] == {"at": REFUND_AT, "kind": "refund", "rule": "R-LIFE-5", "account_id": "acc-1",
+                                  "server_id": "srv-r", "cash": -9999, "note": "ord-r-held", "event_id": "evt-back"}
+    assert plans.account("acc-1")["agreement_ended"] is False
+
+
+def test_R_LIFE_5_second_refund_of_a_payg_order_is_held_as_already_refunded(plans):
+    """R-LIFE-5: an order the gateway refunded once is not refunded again: held, the balance untouched."""
+    plans.pay("order.paid", order_paid("ord-p", "acc-9", "srv-p", "new", "2026-01-10T10:00:00+08:00", 5000,
+                                       billing_mode="payg", plan_id="std", region="cn-north-1"))
+    refund(plans, "ord-p", 5000, server_id="srv-p", account_id="acc-9", event_id="evt-1st")
+    status, body = refund(plans, "ord-p", 5000, server_id="srv-p", account_id="acc-9", event_id="evt-2nd")
+    assert status == 200
+    assert body["outcome"] == {"decision": "held_for_review", "reason": "already_refunded", "server": {
+        "server_id": "srv-p", "state": "stopped", "expires_at": None}}
+    account = plans.account("acc-9")
+    assert account["balance"] == 0
+    assert [(r["kind"], r.get("cash"), r.get("note")) for r in account["ledger"] if r["event_id"] == "evt-2nd"] == [
+        ("held_for_review", 5000, "already_refunded")]
+
+
+def test_R_LIFE_5_gateway_refund_after_a_computed_termination_refund_is_held_as_already_refunded(plans):
+    """R-LIFE-5: a provider-announcement termination already paid the period back; the gateway's refund of
+    that order is held, not paid twice."""
+    plans.buy_monthly("srv-r", "2026-01-10T10:00:00+08:00")
+    status, answer = plans.ops("POST", "/ops/servers/srv-r/terminate",
+                               {"reason": "provider_announcement", "at": "2026-01-14T10:00:00+08:00"})
+    assert status == 200 and answer["refund"] > 0
+    status, body = refund(plans, "ord-srv-r-new", 5000, event_id="evt-late")
+    assert status == 200
+    assert (body["outcome"]["decision"], body["outcome"]["reason"]) == ("held_for_review", "already_refunded")
+    account = plans.account("acc-1")
+    assert account["balance"] == answer["refund"]
+    assert [(r["kind"], r["cash"]) for r in account["ledger"] if r.get("event_id") == "evt-late"] == [
+        ("held_for_review", 5000)]
+
+
+def test_R_LIFE_5_gateway_refund_of_the_first_order_after_the_renewal_was_refunded_is_applied(plans):
+    """R-LIFE-5: each order is refunded once; the renewal's refund does not make the new order's refund a
+    repeat: it is applied (recorded as paid back) on the server the first refund terminated."""
+    plans.buy_monthly("srv-r", "2026-01-10T10:00:00+08:00")
+    plans.pay("order.paid", order_paid("ord-r-ren", "acc-1", "srv-r", "renewal", "2026-01-12T10:00:00+08:00",
+                                       10000, months=1))
+    assert refund(plans, "ord-r-ren", 10000, event_id="evt-ren",
+                  at="2026-01-13T10:00:00+08:00")[1]["outcome"]["decision"] == "applied"
+    status, body = refund(plans, "ord-srv-r-new", 6000, event_id="evt-new")
+    assert status == 200
+    assert body["outcome"] == {"decision": "applied", "refund": 6000, "server": {
+        "server_id": "srv-r", "state": "stopped", "expires_at": "2026-03-10T10:00:00+08:00"}}
+    view = plans.server("srv-r")
+    assert (view["stop_reason"], view["termination_reason"]) == ("terminated", "unsubscribed")
+    assert [(r["kind"], r["cash"], r["note"]) for r in view["ledger"] if r["kind"] == "refund"] == [
+        ("refund", -10000, "ord-r-ren"), ("refund", -6000, "ord-srv-r-new")]
