@@ -5,6 +5,7 @@ With the `backend` fixture (tests/conftest.py) at "dynamodb-local", DynamoDB req
 DynamoDB Local instead; SQS, SNS, EKS and Secrets Manager stay on moto either way."""
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -143,6 +144,23 @@ class Api:
             order_id or f"ord-{server_id}-new", account, server_id, "new", paid_at,
             amount if amount is not None else 10000 * months, billing_mode="monthly", plan_id=plan,
             region=region, months=months))
+
+
+@pytest.fixture
+def dynamodb_requests(monkeypatch):
+    """Counts the DynamoDB requests the app makes (every boto3 and PynamoDB client passes here)."""
+    import botocore.client
+
+    counted = collections.Counter()
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        if self.meta.service_model.service_name == "dynamodb":
+            counted[operation] += 1
+        return original(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    return counted
 
 
 @pytest.fixture

@@ -350,3 +350,117 @@ def test_R_FREE_6_twenty_concurrent_acceptances_grant_once(shop):
     view = shop.server("srv-1")
     assert view["expires_at"] == "2026-07-11T10:00:00+08:00"
     assert [r["kind"] for r in view["ledger"]].count("free_period") == 1
+
+
+def test_integration_1_a_request_naming_an_unknown_server_or_filing_is_422_naming_it(shop):
+    """integration §1: compensation.requested for a server or a filing the system does not know is 422
+    `unknown_reference` naming it; nothing is stored, so the same ticket requested again later is recorded."""
+    buy(shop, "srv-1")
+    _approved_filing(shop)
+    request = {"ticket_id": "t1", "filing_id": "f1", "server_id": "srv-1", "requested_at": "2026-01-16T10:00:00+08:00"}
+    status, body = shop.ticket("compensation.requested", {**request, "server_id": "srv-x"})
+    assert (status, body) == (422, {"error": {"code": "unknown_reference", "message": "server 'srv-x' is not known"}})
+    status, body = shop.ticket("compensation.requested", {**request, "filing_id": "f-x"})
+    assert (status, body) == (422, {"error": {"code": "unknown_reference", "message": "filing 'f-x' is not known"}})
+    status, body = shop.ticket("compensation.requested", request)
+    assert (status, body["outcome"]) == (200, {"ticket_id": "t1", "status": "requested", "decision": "eligible",
+                                               "days": 10})
+
+
+def test_R_FREE_4_E_5_a_grant_moving_an_expired_servers_end_past_the_acceptance_starts_it_again(shop):
+    """R-FREE-4, E-5, R-CLU-2: free days granted to a server stopped as `expired` move its end; when the new
+    end is after the acceptance, `expired` is lifted: the server is active again, its retention gone and its
+    cluster started. The ledger row is the extension without cash value (R-PAY-9), naming its event."""
+    buy(shop, "srv-1", paid_at="2025-12-10T10:00:00+08:00", months=1)  # expires 2026-01-10T10:00
+    filing(shop, "f1", "srv-1", [("submitted", "2025-12-15T09:00:00+08:00"), ("approved", "2025-12-25T09:00:00+08:00")])
+    shop.sweep("2026-01-11T00:10:00+08:00")
+    stopped = shop.server("srv-1")
+    assert (stopped["state"], stopped["stop_reasons"], stopped["retain_until"]) == (
+        "stopped", ["expired"], "2026-01-18T00:00:00+08:00")
+    status, body = shop.ticket("compensation.requested", {"ticket_id": "t1", "filing_id": "f1", "server_id": "srv-1",
+                                                          "requested_at": "2026-01-12T09:00:00+08:00"})
+    assert (status, body["outcome"]) == (200, {"ticket_id": "t1", "status": "requested", "decision": "eligible",
+                                               "days": 10})
+    status, body = shop.ticket("compensation.accepted", {"ticket_id": "t1", "engineer_id": "eng-7",
+                                                         "accepted_at": "2026-01-12T10:00:00+08:00"},
+                               event_id="evt-acc")
+    assert (status, body["outcome"]) == (200, {"decision": "granted", "days": 10,
+                                               "expires_at": "2026-01-20T10:00:00+08:00",
+                                               "due_by": "2026-01-13T10:00:00+08:00",
+                                               "granted_at": "2026-01-12T10:00:00+08:00"})
+    view = shop.server("srv-1")
+    assert (view["state"], view["stop_reason"], view["stop_reasons"], view["expires_at"], view["retain_until"]) == (
+        "active", None, [], "2026-01-20T10:00:00+08:00", None)
+    assert [(a["kind"], a["status"]) for a in view["cluster_actions"]] == [("stop", "pending"), ("start", "pending")]
+    assert view["ledger"][-1] == {
+        "at": "2026-01-12T10:00:00+08:00", "kind": "free_period", "rule": "R-FREE-4", "account_id": "acc-1",
+        "server_id": "srv-1", "expires_at_before": "2026-01-10T10:00:00+08:00",
+        "expires_at_after": "2026-01-20T10:00:00+08:00", "event_id": "evt-acc",
+        "note": "10 free days, no cash value (R-PAY-9)"}
+
+
+def _counted(dynamodb_requests, call):
+    dynamodb_requests.clear()
+    status, body = call()
+    assert status == 200, body
+    return dict(dynamodb_requests), body["outcome"]
+
+
+def test_R_FREE_3_request_and_acceptance_are_one_read_and_one_transaction_each(shop, dynamodb_requests):
+    """R-FREE-3, R-FREE-2 (9) (README "One read and one transaction per webhook"): the request reads the ticket,
+    server and filing at once and checks the account's violation flag in its transaction; it keeps the server and
+    filing rows it read on the ticket, and the acceptance decides from them: its only read is the event marker and
+    the ticket."""
+    buy(shop, "srv-1")
+    _approved_filing(shop)
+    one_trip = {"TransactGetItems": 1, "TransactWriteItems": 1}
+    assert _counted(dynamodb_requests, lambda: shop.ticket("compensation.requested", {
+        "ticket_id": "t1", "filing_id": "f1", "server_id": "srv-1", "requested_at": "2026-01-16T10:00:00+08:00"})) == (
+        one_trip, {"ticket_id": "t1", "status": "requested", "decision": "eligible", "days": 10})
+    assert _counted(dynamodb_requests, lambda: shop.ticket("compensation.accepted", {
+        "ticket_id": "t1", "engineer_id": "eng-7", "accepted_at": "2026-01-16T11:00:00+08:00"})) == (
+        one_trip, {"decision": "granted", "days": 10, "expires_at": "2026-07-11T10:00:00+08:00",
+                   "due_by": "2026-01-19T11:00:00+08:00", "granted_at": "2026-01-16T11:00:00+08:00"})
+
+
+def test_R_FREE_3_a_stale_copy_costs_one_cancelled_try_then_one_read_of_server_filing_and_account(
+        shop, dynamodb_requests):
+    """R-FREE-3, R-FREE-4 (README "One read and one transaction per webhook"): a renewal between request and
+    acceptance changes the server the ticket copied; the first try's transaction is cancelled and the second reads
+    the server, the filing and the account in one request and extends the renewed expiry."""
+    buy(shop, "srv-1", months=1)  # expires 2026-02-01T10:00
+    _approved_filing(shop)
+    status, _ = shop.ticket("compensation.requested", {"ticket_id": "t1", "filing_id": "f1", "server_id": "srv-1",
+                                                       "requested_at": "2026-01-16T10:00:00+08:00"})
+    assert status == 200
+    status, _ = shop.pay("order.paid", order_paid("ord-r", "acc-1", "srv-1", "renewal", "2026-01-16T10:30:00+08:00",
+                                                  10000, months=1))
+    assert status == 200 and shop.server("srv-1")["expires_at"] == "2026-03-01T10:00:00+08:00"
+    assert _counted(dynamodb_requests, lambda: shop.ticket("compensation.accepted", {
+        "ticket_id": "t1", "engineer_id": "eng-7", "accepted_at": "2026-01-16T11:00:00+08:00"})) == (
+        {"TransactGetItems": 3, "TransactWriteItems": 2},
+        {"decision": "granted", "days": 10, "expires_at": "2026-03-11T10:00:00+08:00",
+         "due_by": "2026-01-19T11:00:00+08:00", "granted_at": "2026-01-16T11:00:00+08:00"})
+
+
+def test_R_FREE_2_9_a_violation_flagged_with_a_stale_copy_is_denied_on_the_try_that_reads_the_account(shop):
+    """R-FREE-2 (9), R-FREE-3: the account is flagged and the server renewed between request and acceptance. The
+    first try (from the ticket's stale copy, the account unread) is cancelled; the next reads the account and
+    denies for `violation`, recorded on the server, whose renewed expiry stays."""
+    buy(shop, "srv-1", months=1)
+    _approved_filing(shop)
+    status, body = shop.ticket("compensation.requested", {"ticket_id": "t1", "filing_id": "f1", "server_id": "srv-1",
+                                                          "requested_at": "2026-01-16T10:00:00+08:00"})
+    assert (status, body["outcome"]["decision"]) == (200, "eligible")
+    status, _ = shop.pay("order.paid", order_paid("ord-r", "acc-1", "srv-1", "renewal", "2026-01-16T10:30:00+08:00",
+                                                  10000, months=1))
+    assert status == 200
+    status, _ = shop.ops("POST", "/ops/accounts/acc-1/violation", {"flag": True, "note": "illegal content"})
+    assert status == 200
+    status, body = shop.ticket("compensation.accepted", {"ticket_id": "t1", "engineer_id": "eng-7",
+                                                         "accepted_at": "2026-01-16T11:00:00+08:00"})
+    assert (status, body["outcome"]) == (200, {"decision": "denied", "reason": "violation",
+                                               "due_by": "2026-01-19T11:00:00+08:00"})
+    view = shop.server("srv-1")
+    assert (view["expires_at"], view["free_period"]) == ("2026-03-01T10:00:00+08:00", {
+        "decision": "denied", "reason": "violation", "due_by": "2026-01-19T11:00:00+08:00"})

@@ -5,28 +5,8 @@ closed servers), R-FREE-2 (3) and (9) (approvals kept on the server, the account
 commit), R-FREE-3 (the acceptance decides from the rows the request read, checked at commit)."""
 from __future__ import annotations
 
-import collections
-
-import botocore.client
-import pytest
-
 from tests.integration.test_free_period import apply, buy, filing
 from tests.support import order_paid
-
-
-@pytest.fixture
-def dynamodb_requests(monkeypatch):
-    """Counts the DynamoDB requests the app makes (every boto3 and PynamoDB client passes here)."""
-    counted = collections.Counter()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self, operation, params):
-        if self.meta.service_model.service_name == "dynamodb":
-            counted[operation] += 1
-        return original(self, operation, params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
-    return counted
 
 
 def _measured(counted, call):
