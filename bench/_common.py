@@ -93,7 +93,7 @@ def test_client():
     import app as chalice_app
 
     quiet_app_logs()  # after the import: app.py sets its logger's level
-    return Client(chalice_app.app)
+    return Client(chalice_app.app, project_dir=str(ROOT / "bench"))  # no stage's variables: the bench sets them
 
 
 # ---- signed deliveries -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import os
+from pathlib import Path
 
 import pytest
 import requests
@@ -169,7 +170,9 @@ def api(aws):
 
     import app as chalice_app
 
-    with Client(chalice_app.app) as client:
+    # project_dir without a .chalice/: the tests set the environment themselves, and a stage's variables
+    # (dev: CLUSTER_ACTIONS_INLINE=0, as in AWS) must not leak in from whatever folder pytest runs in
+    with Client(chalice_app.app, project_dir=str(Path(__file__).parent)) as client:
         yield Api(client)
 
 
