@@ -170,11 +170,7 @@ def meets(ops) -> bool:
 
 
 def main() -> int:
-    from infra.local.emulator import cheap_standard_queue_sends, one_backup_per_table
-
-    one_backup_per_table()  # as the local stack's emulator; the counts do not depend on it, only the time
-    cheap_standard_queue_sends()
-    server, _ = c.start_emulator()
+    server, _ = c.start_emulator()  # the local stack's emulator patches; the counts do not depend on them
     c.quiet_app_logs()
     counter = c.CallCounter()
     try:
