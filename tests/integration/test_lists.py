@@ -2,7 +2,6 @@
 cursor pagination, and a page costs one Query per shard however many servers are stored."""
 from __future__ import annotations
 
-import collections
 import json
 from urllib.parse import quote
 
@@ -11,23 +10,6 @@ import pytest
 from tests.support import order_paid
 
 LIST_SHARDS = 4  # store/lists.py LIST_SHARDS: one Query per shard and page
-
-
-@pytest.fixture
-def ddb_calls(monkeypatch):
-    """DynamoDB operations made in this process (the app runs in-process under chalice.test.Client)."""
-    from botocore.client import BaseClient
-
-    calls = collections.Counter()
-    original = BaseClient._make_api_call
-
-    def counting(self, operation, params):
-        if self.meta.service_model.service_name == "dynamodb":
-            calls[operation] += 1
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
-    return calls
 
 
 def get(api, path: str, **params):
@@ -81,20 +63,20 @@ def test_expiring_lists_active_servers_by_expiry_including_overdue_ones(priced):
         ("srv-b", "2026-02-20T09:30:00+08:00"), ("srv-c", "2026-03-12T08:00:00+08:00")]
 
 
-def test_expiring_pages_follow_the_cursor_in_order_and_cost_one_query_per_shard(priced, ddb_calls):
+def test_expiring_pages_follow_the_cursor_in_order_and_cost_one_query_per_shard(priced, dynamodb_requests):
     """Pagination: limit=3 over 8 servers gives 3 + 3 + 2 in expiry order, each once; every page is
     LIST_SHARDS Query requests, whatever else is stored."""
     for n in range(8):
         priced.buy_monthly(f"srv-{n}", f"2026-01-{10 + n:02d}T10:00:00+08:00", account="acc-1")
     for n in range(12):  # expiring later than the window: stored, never read
         priced.buy_monthly(f"srv-late-{n}", "2026-01-01T10:00:00+08:00", months=6, account="acc-2")
-    ddb_calls.clear()
+    dynamodb_requests.clear()
     pages = walk(priced, "/ops/lists/expiring", at="2026-02-01T00:00:00+08:00", days=30, limit=3)
     assert [[i["server_id"] for i in page] for page in pages] == [
         ["srv-0", "srv-1", "srv-2"], ["srv-3", "srv-4", "srv-5"], ["srv-6", "srv-7"]]
     assert [i["expires_at"] for i in pages[0]] == [
         "2026-02-10T10:00:00+08:00", "2026-02-11T10:00:00+08:00", "2026-02-12T10:00:00+08:00"]
-    assert dict(ddb_calls) == {"Query": 3 * LIST_SHARDS}
+    assert dict(dynamodb_requests) == {"Query": 3 * LIST_SHARDS}
 
 
 def test_a_cursor_keeps_its_first_page_bound(priced):
