@@ -32,6 +32,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def take_messages(queue_url: str) -> list[dict]:
+    """Every message in an emulator's SQS queue (JSON bodies), taken off it, read until it answers empty."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    bodies = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            return bodies
+        for message in batch:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
     """An independent signer (Stripe's format is the contract's); raw HMAC for bodies that are not UTF-8."""
     t = timestamp if timestamp is not None else int(time.time())

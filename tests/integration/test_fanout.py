@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests import seed
+from tests import seed, support
 from tests.support import order_paid
 
 NOW = "2026-02-02T00:10:00+08:00"      # a sweep after the expiry of servers bought 2026-01-01T10:00 for a month
@@ -27,15 +27,7 @@ def queued_tasks() -> list[dict]:
     from chalicelib import aws
     from chalicelib.settings import get_settings
 
-    sqs, url = aws.client("sqs"), aws.queue_url(get_settings().background_queue)
-    tasks = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            return tasks
-        for message in messages:
-            tasks.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return support.take_messages(aws.queue_url(get_settings().background_queue))
 
 
 def servers_in_one_shard(count: int, prefix: str = "srv") -> tuple[str, list[str]]:

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from tests import support
+
 
 @pytest.fixture
 def dead_stop(api, monkeypatch):
@@ -26,18 +28,7 @@ def dead_stop(api, monkeypatch):
 
 
 def queued(aws_created) -> list[dict]:
-    import boto3
-
-    sqs = boto3.client("sqs")
-    url = aws_created["queues"]["billing-cluster-actions"]
-    bodies = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return bodies
-        for message in got:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return support.take_messages(aws_created["queues"]["billing-cluster-actions"])
 
 
 def test_R_CLU_4_replay_in_the_api_function_wakes_cluster_actions_instead_of_running_it(dead_stop, aws):

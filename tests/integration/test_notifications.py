@@ -9,6 +9,7 @@ import os
 import boto3
 import pytest
 
+from tests import support
 from tests.support import order_paid
 
 TOPIC = "billing-notifications"
@@ -30,14 +31,7 @@ def subscribe_queue(name: str = "notification-subscriber") -> str:
 
 def received(url: str) -> list[dict]:
     """Every message in the queue (SNS envelopes), read until the queue answers empty."""
-    sqs, out = _client("sqs"), []
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not batch:
-            return out
-        for message in batch:
-            out.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return support.take_messages(url)
 
 
 def drain(api) -> dict:
