@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import time
 from typing import Callable, Iterable
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,9 @@ BATCH = 10           # SendMessageBatch takes at most 10 entries
 RETRY_AFTER = 60     # seconds a task that failed in drain() stays invisible before it is tried again
 HOLD = 960           # seconds a task taken by drain() stays invisible: the queue's visibility timeout
 RESERVE_MS = 60_000  # time kept at the end of an invocation to hand the rest over cleanly
+# integration §7: every route answers within 25 s (API Gateway cuts it at 29 s); a route's own work stops
+# here and hands the rest to background work, leaving time to record and answer
+ROUTE_BUDGET_SECONDS = 20.0
 
 
 class UnknownTask(ValueError):
@@ -40,6 +44,13 @@ class Budget:
         if remaining is None:
             return cls()
         return cls(remaining, min(RESERVE_MS, remaining() // 10))
+
+    @classmethod
+    def for_route(cls, seconds: float = ROUTE_BUDGET_SECONDS,
+                  clock: Callable[[], float] = time.monotonic) -> "Budget":
+        """The work budget of one API call, counted from now on the given clock."""
+        deadline = clock() + seconds
+        return cls(lambda: int((deadline - clock()) * 1000))
 
     def should_stop(self) -> bool:
         return self._remaining is not None and self._remaining() < self._reserve
