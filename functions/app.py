@@ -264,6 +264,16 @@ def drain_background():
     return runs.drain_background(actor)
 
 
+@ops_route("/ops/backfills", methods=["POST"], content_types=["*/*"])
+@handled
+def start_backfill():
+    """issue 18: {"table": "servers" | "accounts"} → the run's id; its progress is the run's summary."""
+    from chalicelib.ops import runs
+
+    actor, body = _operator(), _body()
+    return runs.backfill(body.get("table"), actor)
+
+
 @ops_route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
