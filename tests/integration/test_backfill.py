@@ -4,6 +4,7 @@ them through the store's own put_server, scanning parallel segments, resuming fr
 change committed while it runs wins."""
 from __future__ import annotations
 
+import json
 import os
 
 import boto3
@@ -131,3 +132,18 @@ def test_a_backfill_of_a_table_it_does_not_know_is_400(api):
     assert (status, body["error"]["code"], body["error"]["fields"]) == (400, "invalid_payload", ["table"])
     assert api.ops("POST", "/ops/backfills", {"table": ["servers"]})[0] == 400
     assert queued_tasks() == []
+
+
+def test_billing_backfill_starts_the_run_over_http(http_api, capsys):
+    """docs/cli.md: `billing backfill servers` is POST /ops/backfills; a table it does not know is refused locally."""
+    from cli.main import main
+    from tests import support
+
+    code = main(["backfill", "servers", "--api", http_api, "--token", support.OPS_TOKEN])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    answer = json.loads(out[out.index("{"):])
+    assert (answer["table"], answer["segments"], answer["queued"]) == ("servers", 8, 8)
+    assert sorted(t["args"]["segment"] for t in queued_tasks()) == list(range(8))
+    with pytest.raises(SystemExit):
+        main(["backfill", "ledger", "--api", http_api, "--token", support.OPS_TOKEN])
