@@ -147,3 +147,28 @@ def test_billing_backfill_starts_the_run_over_http(http_api, capsys):
     assert sorted(t["args"]["segment"] for t in queued_tasks()) == list(range(8))
     with pytest.raises(SystemExit):
         main(["backfill", "ledger", "--api", http_api, "--token", support.OPS_TOKEN])
+
+
+def test_accounts_in_arrears_join_the_arrears_index_after_the_backfill(priced):
+    """R-PAY-7: an account below zero is in `by_arrears`, deepest first; its row lost the index attributes, and
+    the backfill of `accounts` puts them back from the account's document (balance -40: two hours at 20 fen)."""
+    from chalicelib.store import lists, runs
+    from chalicelib.store import models as m
+
+    def in_arrears() -> list[str]:
+        return [row.account_id for shard in map(str, range(lists.LIST_SHARDS)) for row in m.AccountRow.by_arrears.query(shard)]
+
+    priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 0,
+                                        billing_mode="payg", plan_id="std", region="cn-north-1"))
+    priced.meter("2026-01-01T01:30:00+08:00")
+    assert priced.account("acc-p")["balance"] == -40
+    ddb, _ = _raw_servers()
+    ddb.update_item(TableName=m.AccountRow.Meta.table_name, Key={"account_id": {"S": "acc-p"}},
+                    UpdateExpression="REMOVE arrears_shard, arrears_key")
+    assert in_arrears() == []
+    rid = priced.ops("POST", "/ops/backfills", {"table": "accounts"})[1]["run_id"]
+    assert _run_queued() == 8
+    assert in_arrears() == ["acc-p"]
+    assert lists.balance_of(m.AccountRow.get("acc-p").arrears_key) == -40
+    assert {k: runs.get(rid)[k] for k in ("visited", "resaved", "overtaken", "errors", "complete")} == {
+        "visited": 1, "resaved": 1, "overtaken": 0, "errors": 0, "complete": True}
