@@ -381,5 +381,4 @@ def test_the_readme_states_the_concurrency_quota_the_functions_reserve(packaged)
     refuses to create the functions. The README says the number an operator must ask for."""
     resources = json.loads((packaged / "sam.json").read_text())["Resources"]
     reserved = sum(p.get("ReservedConcurrentExecutions", 0) for p in _functions(resources).values())
-    assert reserved == 45
     assert f"at least **{reserved + UNRESERVED_MINIMUM}**" in _readme_deploy_section()
