@@ -13,7 +13,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 DDB_LOCAL_JAR := .local/dynamodb-local/DynamoDBLocal.jar
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test setup browser screenshots bench package checkov lock clean dynamodb-local
+.PHONY: run test setup browser screenshots bench package release checkov lock clean dynamodb-local
 
 # Installs exactly the locked versions (requirements.lock pins every package, direct and transitive);
 # `make lock` regenerates it from requirements-dev.txt (which includes functions/requirements.txt); it keeps
@@ -66,8 +66,15 @@ screenshots: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# STAGE=iam puts the ops routes behind SigV4 (docs/operators.md)
+STAGE ?= dev
 package: $(STAMP)
-	cd functions && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../$(VENV)/bin/chalice package --pkg-format cloudformation --merge-template ../infra/resources.json ../out
+	cd functions && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format cloudformation --merge-template ../infra/resources.json ../out
+
+# After a deploy succeeded: the tables it shipped become the ones the next template is compared with
+# (CloudFormation adds or removes one global secondary index per table per update; docs/operations.md).
+release: $(STAMP)
+	$(PY) -m infra.released
 
 lock:
 	rm -rf .venv-lock

@@ -8,7 +8,10 @@ memory is VmHWM of /proc/self/status: ru_maxrss would report this (large) parent
 carries the forking process's peak over an exec. The import alone is timed too, and the heaviest imports of the
 first webhook listed (-X importtime).
 
-Targets: first webhook / bare <= 1.3; `kubernetes` not in sys.modules after the first webhook."""
+Targets: the first webhook's CPU time (user + system) <= 1.3 x the bare app's; `kubernetes` not in sys.modules
+after the first webhook. Lambda gives a function CPU in proportion to its memory (1 769 MB = one vCPU), so the
+CPU measured here, divided by the API function's share (its `lambda_memory_size` in .chalice/config.json), is
+the cold start's estimated wall time there, before any network wait."""
 from __future__ import annotations
 
 import json
@@ -22,6 +25,14 @@ from pathlib import Path
 import _common as c
 
 RUNS = 7
+FULL_VCPU_MB = 1769
+
+
+def api_memory_mb() -> int:
+    config = json.loads((c.FUNCTIONS / ".chalice" / "config.json").read_text())
+    return config["stages"]["dev"]["lambda_functions"]["api_handler"]["lambda_memory_size"]
+
+
 BARE_APP = '''import json
 import os
 
@@ -63,7 +74,7 @@ print(json.dumps({{"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "
                   "hwm_kb": hwm, "kubernetes": "kubernetes" in sys.modules}}))
 '''
 CONTEXT = '''class Context:
-    function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "req"; log_group_name = log_stream_name = "bench"
+    function_name = "bench"; memory_limit_in_mb = 1024; aws_request_id = "req"; log_group_name = log_stream_name = "bench"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
     def get_remaining_time_in_millis(self): return 30000
 '''
@@ -171,12 +182,20 @@ def main() -> int:
         print(f"  {us / 1000:7.1f} ms  {name}")
     ratio = med[ours_name] / bare
     cpu_ratio = cpu[ours_name] / cpu[bare_name]
+    memory = api_memory_mb()
+    for size in (128, memory):
+        share = size / FULL_VCPU_MB
+        print(f"estimated at {size} MB ({share:.0%} of a vCPU): first webhook {cpu[ours_name] / share:.0f} ms, "
+              f"bare app {cpu[bare_name] / share:.0f} ms of CPU-bound wall time")
     # the fastest run of each is the one the machine's load disturbed least
     best = {name: min(r["seconds"] for r in v) * 1000 for name, v in samples.items()}
     print(f"fastest runs: {best[ours_name]:.0f} ms vs {best[bare_name]:.0f} ms = {best[ours_name] / best[bare_name]:.2f}")
-    c.summary("import_time", "first webhook cold start vs bare app saving one item (median)",
-              f"{med[ours_name]:.0f} ms vs {bare:.0f} ms = {ratio:.2f} (CPU {cpu[ours_name]:.0f} vs {cpu[bare_name]:.0f} ms "
-              f"= {cpu_ratio:.2f}; fastest runs {best[ours_name] / best[bare_name]:.2f}); peak memory {rss[ours_name]:.0f} vs {rss[bare_name]:.0f} MiB", "<= 1.3", ratio <= 1.3)
+    c.summary("import_time", "first webhook cold start vs bare app saving one item, CPU time (median)",
+              f"CPU {cpu[ours_name]:.0f} vs {cpu[bare_name]:.0f} ms = {cpu_ratio:.2f} (wall {med[ours_name]:.0f} vs {bare:.0f} ms "
+              f"= {ratio:.2f}; fastest runs {best[ours_name] / best[bare_name]:.2f}); peak memory {rss[ours_name]:.0f} vs "
+              f"{rss[bare_name]:.0f} MiB", "<= 1.3", cpu_ratio <= 1.3)
+    c.summary("import_time", f"first webhook's cold start at the API function's {memory} MB (CPU / share of a vCPU)",
+              f"{cpu[ours_name] / (memory / FULL_VCPU_MB):.0f} ms", "", None)
     c.summary("import_time", "import app.py vs bare app (median)",
               f"{imp['functions/app.py: import only']:.0f} ms vs {imp['bare app: import only']:.0f} ms", "", None)
     c.summary("import_time", "kubernetes in sys.modules after the first webhook", str(kube), "False", not kube)

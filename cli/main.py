@@ -270,6 +270,11 @@ def cmd_drain(args) -> int:
     return show(*ops(args, "POST", path, {}))
 
 
+def cmd_backfill(args) -> int:
+    """issue 18: re-save a table's rows in the background (docs/operations.md); prints the run's id."""
+    return show(*ops(args, "POST", "/ops/backfills", {"table": args.table}))
+
+
 def cmd_dead_letters(args) -> int:
     if args.replay:
         return show(*ops(args, "POST", f"/ops/dead-letters/{args.replay}/replay", {}))
@@ -366,6 +371,8 @@ def parser() -> argparse.ArgumentParser:
     p = command("drain", cmd_drain, "run queued cluster actions (or background work) now", token=True)
     p.add_argument("--background", action="store_true",
                    help="run queued background work instead: shards of scheduled runs, price announcements")
+    p = command("backfill", cmd_backfill, "re-save a table's rows so that old rows join a new index", token=True)
+    p.add_argument("table", choices=("servers", "accounts"))
     p = command("dead-letters", cmd_dead_letters, "list dead cluster actions, or replay one", token=True)
     p.add_argument("--replay", metavar="ID", help="replay this dead letter")
     p.add_argument("--json", action="store_true", help="print the raw JSON")

@@ -264,6 +264,16 @@ def drain_background():
     return runs.drain_background(actor)
 
 
+@ops_route("/ops/backfills", methods=["POST"], content_types=["*/*"])
+@handled
+def start_backfill():
+    """issue 18: {"table": "servers" | "accounts"} → the run's id; its progress is the run's summary."""
+    from chalicelib.ops import runs
+
+    actor, body = _operator(), _body()
+    return runs.backfill(body.get("table"), actor)
+
+
 @ops_route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
@@ -362,9 +372,10 @@ def expiry_sweep(event):
     return sharded.fan_out("expiry", parse_rfc3339(event.time))
 
 
-@app.schedule(Rate(1, unit=Rate.HOURS), name="payg_metering")
+@app.schedule(Cron(0, "*", "*", "*", "?", "*"), name="payg_metering")
 def payg_metering(event):
-    """Hourly; queues one message per shard for `background_work`, like the expiry sweep."""
+    """Hourly on the hour (an hour's charge is due once it has started, R-PAY-6); queues one message per
+    shard for `background_work`, like the expiry sweep."""
     from chalicelib.background import sharded
     from chalicelib.timeutil import parse_rfc3339
 
@@ -379,7 +390,9 @@ def notification_retry(event):
     return outbox.retry_recorded()
 
 
-@app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions")
+# maximum_concurrency = its reserved concurrency: SQS's poller would otherwise hand it more messages than it
+# may run, and each throttled one counts a receive toward the redrive policy (NOTES.md, Lambda concurrency)
+@app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions", maximum_concurrency=10)
 def cluster_actions(event):
     """An action that failed but has attempts left raises, so SQS redelivers it after the visibility timeout."""
     from chalicelib.clusters import executor

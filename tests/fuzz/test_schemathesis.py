@@ -81,6 +81,7 @@ OPERATIONS = [
     "POST /ops/sweeps/metering",
     "POST /ops/cluster-actions/drain",
     "POST /ops/background/drain",
+    "POST /ops/backfills",
     "GET /ops/dead-letters",
     "POST /ops/dead-letters/{action_id}/replay",
     "GET /ops/lists/expiring",

@@ -33,7 +33,8 @@ def test_template_passes_cfn_lint(packaged):
 def test_functions_schedules_and_queue_are_the_contracts(packaged):
     resources = json.loads((packaged / "sam.json").read_text())["Resources"]
     assert resources["ExpirySweep"]["Properties"]["Events"]["ExpirySweepEvent"]["Properties"]["Schedule"] == "cron(10 16 * * ? *)"
-    assert resources["PaygMetering"]["Properties"]["Events"]["PaygMeteringEvent"]["Properties"]["Schedule"] == "rate(1 hour)"
+    # R-PAY-6: an hour is due once it has started, so the run comes on the hour, not at the deploy's minute
+    assert resources["PaygMetering"]["Properties"]["Events"]["PaygMeteringEvent"]["Properties"]["Schedule"] == "cron(0 * * * ? *)"
     sqs = resources["ClusterActions"]["Properties"]["Events"]["ClusterActionsSqsEventSource"]["Properties"]
     assert sqs["Queue"]["Fn::Sub"].endswith(":billing-cluster-actions")
     assert resources["ClusterActions"]["DependsOn"] == ["ClusterActionsQueue"]
@@ -82,8 +83,10 @@ EXPECTED_ACTIONS = {
     # a task that fails in a drain by hand is put back on the queue for a minute (ChangeMessageVisibility)
     "api_handler": LOGS | TABLES_RW | WAKE | CONSUME | {"sqs:ChangeMessageVisibility", "sns:Publish",
                                                         "secretsmanager:GetSecretValue", "dynamodb:ConditionCheckItem"},
-    "expiry_sweep": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
-    "payg_metering": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
+    # the schedules only fan out (background/sharded.py fan_out): open the run's row, queue its shards; a failed
+    # run goes to the scheduled dead-letter queue with the function's own role
+    "expiry_sweep": LOGS | {"dynamodb:UpdateItem", "sqs:SendMessage", "sqs:GetQueueUrl"},
+    "payg_metering": LOGS | {"dynamodb:UpdateItem", "sqs:SendMessage", "sqs:GetQueueUrl"},
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},
     "notification_retry": LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
                                   "sns:Publish"},
@@ -162,7 +165,7 @@ def test_only_cluster_actions_reaches_eks_and_kubeconfigs_and_nothing_invokes_la
                 reaches_cluster = any(a.startswith("eks:") for a in s["Action"]) or ":secret:clusters/" in resource
                 assert not reaches_cluster or function == "cluster_actions", (function, s["Sid"])
     secrets = {_arn(r) for s in _statements(_policy_file("api_handler")) for r in s["Resource"] if ":secret:" in _arn(r)}
-    assert secrets == {"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:billing/webhook-secrets-*"}
+    assert secrets == {"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:billing/webhook-secrets-??????"}
     eks = [s for s in _statements(_policy_file("cluster_actions")) if s["Action"][0].startswith("eks:")]
     assert [sorted(map(_arn, s["Resource"])) for s in eks] == [[
         "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/*",
@@ -240,3 +243,142 @@ def test_alarms_watch_metrics_the_functions_emit_and_page_the_alarm_topic(packag
     assert 'NAMESPACE = "K8sBilling"' in source and 'SERVICE = "k8s-billing"' in source
     topics = {r["Properties"]["TopicName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic"}
     assert topics["billing-notifications"]["KmsMasterKeyId"] == "alias/aws/sns" and "KmsMasterKeyId" not in topics["billing-alarms"]
+
+
+# ---- a template AWS accepts on the first deploy and every later one (issue 18) ----------------------
+# NOTES.md "Checked 2026-12-05": the limits below are AWS's, not ours.
+INLINE_TEMPLATE_LIMIT = 51_200   # bytes of a template sent without --s3-bucket
+S3_TEMPLATE_LIMIT = 1_000_000     # bytes of a template read from S3
+UNRESERVED_MINIMUM = 100          # concurrency Lambda keeps unreserved in every account
+FULL_VCPU_MB = 1769
+
+
+def _strings(node, inside_sub: bool = False):
+    """Every string of the template with whether it sits in an Fn::Sub (where ${…} is substituted)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::Sub":
+                template = value[0] if isinstance(value, list) else value
+                yield template, True
+                if isinstance(value, list):
+                    yield from _strings(value[1], inside_sub)
+            else:
+                yield from _strings(value, inside_sub)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value, inside_sub)
+    elif isinstance(node, str):
+        yield node, inside_sub
+
+
+def _functions(resources: dict) -> dict[str, dict]:
+    return {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+
+
+def test_every_arn_names_the_partition_region_and_account_of_the_stack(packaged):
+    """cn-north-1 is partition aws-cn: an `arn:aws:` literal is refused there. Every ARN is an Fn::Sub over
+    AWS::Partition, and (outside IAM's global managed policies and API Gateway's service path) AWS::Region and
+    AWS::AccountId; no ARN spells the stack's name, which is the operator's choice."""
+    template = json.loads((packaged / "sam.json").read_text())
+    arns = [(text, sub) for text, sub in _strings(template) if "arn:" in text]
+    assert len(arns) >= 20
+    for text, sub in arns:
+        assert sub and text.startswith("arn:${AWS::Partition}:"), text
+        plain = text.replace("${AWS::", "${AWS.")  # the pseudo parameters' own "::" would split the ARN
+        service, region, account = plain.split(":")[2:5]
+        if service not in ("iam", "apigateway"):
+            assert (region, account) == ("${AWS.Region}", "${AWS.AccountId}"), text
+        assert "k8s-billing" not in text, f"a stack-name literal in {text}"
+    assert "arn:aws:" not in json.dumps(template) and "arn:aws-cn:" not in json.dumps(template)
+
+
+def test_function_names_and_their_log_rights_follow_the_stack_name(packaged):
+    """Each function is called <stack>-<Name>, so its log group /aws/lambda/<stack>-<Name> is the one its role may
+    write to whatever the stack is called (the rights named k8s-billing-* matched one stack name only: no logs,
+    no metrics, silent alarms under any other). Lambda allows 64 characters: stack names up to 46 fit."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    for name, props in _functions(resources).items():
+        assert props["FunctionName"]["Fn::Sub"].startswith("${AWS::StackName}-"), name
+        assert len(props["FunctionName"]["Fn::Sub"].replace("${AWS::StackName}", "x" * 46)) <= 64, name
+    for function, document in _function_roles(resources).items():
+        [logs] = [s for s in _statements(document) if s["Sid"] == "OwnLogs"]
+        assert [_arn(r).split(":log-group:")[1] for r in logs["Resource"]] == [
+            "/aws/lambda/${AWS::StackName}-*", "/aws/lambda/${AWS::StackName}-*:log-stream:*"], function
+
+
+def test_the_api_is_regional_in_every_partition():
+    """Edge-optimized endpoints do not exist in the China regions; REGIONAL works everywhere. A stage may still
+    choose EDGE (`api_gateway_endpoint_type` in its config) for a commercial region."""
+    config = _config()
+    assert config["api_gateway_endpoint_type"] == "REGIONAL"
+    for stage, settings in config["stages"].items():
+        assert settings.get("api_gateway_endpoint_type", "REGIONAL") == "REGIONAL", stage
+
+
+def test_the_packaged_api_endpoint_is_regional(packaged):
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    endpoint = resources["RestAPI"]["Properties"]["EndpointConfiguration"]
+    assert (endpoint["Type"] if isinstance(endpoint, dict) else endpoint) == "REGIONAL"
+
+
+def test_functions_are_sized_for_their_work(packaged):
+    """docs/scale.md "Function sizes": CPU follows memory (1 769 MB = one vCPU). The API answers webhooks, so its
+    first request's imports must not crawl (≥ 512 MB), and it stops before API Gateway's 29 s; every queue hides a
+    message at least as long as its consumer may hold it (else a second consumer starts the same work)."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    functions = _functions(resources)
+    sizes = {name: (p["MemorySize"], p["Timeout"]) for name, p in functions.items()}
+    assert sizes == {"APIHandler": (1024, 29), "ExpirySweep": (256, 60), "PaygMetering": (256, 60),
+                     "NotificationRetry": (256, 300), "ClusterActions": (512, 900), "BackgroundWork": (1769, 900)}
+    assert all(memory >= 512 for name, (memory, _) in sizes.items() if functions[name]["Handler"] == "app.app")
+    assert all(timeout <= 29 for name, (_, timeout) in sizes.items() if functions[name]["Handler"] == "app.app")
+    queues = {r["Properties"]["QueueName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::Queue"}
+    for name, props in functions.items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] == "SQS":
+                queue = queues[event["Properties"]["Queue"]["Fn::Sub"].rsplit(":", 1)[1]]
+                assert queue["VisibilityTimeout"] >= props["Timeout"], name
+
+
+def test_every_queue_trigger_of_a_reserved_function_caps_its_pollers(packaged):
+    """NOTES.md: without ScalingConfig.MaximumConcurrency the SQS poller outruns reserved concurrency; each throttled
+    message comes back after the visibility timeout and counts a receive toward maxReceiveCount (dead-lettered
+    without ever running)."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    triggers = 0
+    for name, props in _functions(resources).items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] == "SQS" and "ReservedConcurrentExecutions" in props:
+                triggers += 1
+                maximum = event["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+                assert maximum is not None and 2 <= maximum <= props["ReservedConcurrentExecutions"], name
+    assert triggers == 2
+
+
+def _readme_deploy_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## How it runs at scale")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def test_the_readme_deploys_the_template_through_s3_when_it_is_too_big_to_send_inline(packaged):
+    """CloudFormation refuses a template over 51 200 bytes sent inline. Even without whitespace the packaged
+    template is over it, so every `aws cloudformation deploy` in the README passes --s3-bucket."""
+    template = json.loads((packaged / "sam.json").read_text())
+    smallest = len(json.dumps(template, separators=(",", ":")).encode())
+    assert smallest < S3_TEMPLATE_LIMIT
+    section = _readme_deploy_section()
+    deploys = [line for line in section.splitlines() if line.startswith("aws cloudformation deploy")]
+    assert deploys, "the README's deploy section has no `aws cloudformation deploy`"
+    if smallest > INLINE_TEMPLATE_LIMIT:
+        assert all("--s3-bucket" in line for line in deploys), deploys
+    for line in deploys:
+        assert "--stack-name <stack>" in line and "CAPABILITY_IAM" in line and "CAPABILITY_NAMED_IAM" not in line
+
+
+def test_the_readme_states_the_concurrency_quota_the_functions_reserve(packaged):
+    """Lambda keeps 100 unreserved, so the reservations need a quota of their sum + 100; a new account (10 or 50)
+    refuses to create the functions. The README says the number an operator must ask for."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    reserved = sum(p.get("ReservedConcurrentExecutions", 0) for p in _functions(resources).values())
+    assert f"at least **{reserved + UNRESERVED_MINIMUM}**" in _readme_deploy_section()

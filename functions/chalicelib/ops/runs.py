@@ -33,6 +33,14 @@ def drain_background(actor: str) -> dict:
     return trail.run_by_hand(actor, "drain_background", now_utc(), background.drain)
 
 
+def backfill(table: str, actor: str) -> dict:
+    """issue 18: re-save a table's rows in the background so that old rows join a new index (docs/operations.md)."""
+    from ..background import backfill as job
+
+    started = now_utc()
+    return trail.run_by_hand(actor, "backfill", started, lambda: job.start(table, started), table=table)
+
+
 def replay_dead_letter(action_id: str, actor: str) -> dict:
     """R-CLU-4: the entry commits with the action's revival, on `ops` and on the action's server."""
     from ..clusters import executor

@@ -1,0 +1,5 @@
+import sys
+
+from infra.released import main
+
+sys.exit(main())
