@@ -227,9 +227,10 @@ def replay(action_id: str, performer: Performer = perform, sleep: Callable[[floa
     if also is not None:
         also(s, action)
     s.commit()
-    budget = Budget.for_route()
-    result = run_for_server(action.server_id, performer, sleep, budget) if get_settings().cluster_actions_inline else {
-        **_zero(), "more": False, "queued": _wake([action.server_id])}
+    if get_settings().cluster_actions_inline:
+        result = run_for_server(action.server_id, performer, sleep, Budget.for_route())
+    else:
+        result = {**_zero(), "more": False, "queued": _wake([action.server_id])}
     final = ClusterAction.model_validate(m.ClusterActionRow.get(action.server_id, action_id, consistent_read=True).doc)
     return {**result, "action": {"id": final.action_id, "server_id": final.server_id, "kind": final.kind,
                                  "status": final.status, "attempts": final.attempts, "error": final.error}}
