@@ -126,9 +126,41 @@ def test_R_CLU_5_actions_decided_while_the_lane_is_held_are_run_by_its_holder(aw
     assert results["first"]["succeeded"] == 4
 
 
-def test_R_CLU_5_a_worker_whose_lease_was_taken_over_stops_before_its_next_action(aws):
-    """A holder past its lease (impossible inside `cluster_actions`' 900 s, modelled with a clock) is fenced:
-    its late record is refused and it performs nothing more; the new holder's records stand."""
+def test_R_CLU_5_a_holder_whose_lease_was_taken_over_stops_before_its_next_action(aws):
+    """A holder past its lease (impossible inside `cluster_actions`' 900 s, modelled with a clock that stalls
+    it just before it renews the lease for its second action) learns at the renewal that the lane is another
+    worker's, and performs nothing more."""
+    from chalicelib.clusters import lane
+
+    ids = [decide(kind) for kind in ("stop", "start")]
+    cluster, results = SlowCluster(), {}
+    release, entered = threading.Event(), threading.Event()
+    now, calls = [1_000_000.0], []
+
+    def stalling_clock() -> float:  # called by take, by the renewal before the stop, then before the start
+        calls.append(now[0])
+        if len(calls) == 3:
+            entered.set()
+            assert release.wait(WAIT)
+        return now[0]
+
+    first = worker(results, "first", performer=cluster.performer(), clock=stalling_clock)
+    assert entered.wait(WAIT)  # the stop is done and recorded; the first worker is about to renew
+    now[0] += lane.LEASE_SECONDS + 1
+    worker(results, "second", performer=cluster.performer(), clock=lambda: now[0]).join(WAIT)
+    release.set()
+    first.join(WAIT)
+
+    assert cluster.performed == ids  # each once
+    assert cluster.state == "started"
+    assert records() == [(ids[0], "stop", "succeeded", 1), (ids[1], "start", "succeeded", 1)]
+    assert (results["first"]["ran"], results["first"]["succeeded"], results["first"]["overtaken"]) == (1, 1, 1)
+    assert (results["second"]["ran"], results["second"]["succeeded"]) == (1, 1)
+
+
+def test_R_CLU_5_a_stale_holders_late_record_is_refused(aws):
+    """A holder stalled past its lease inside an action: the new holder runs the queue from that action on;
+    the stale holder's record of it is refused by the record's version and it performs nothing more."""
     from chalicelib.clusters import lane
 
     ids = [decide(kind) for kind in ("stop", "start")]
