@@ -50,9 +50,11 @@ def wake(server_ids: list[str]) -> int:
                 Entries=[{"Id": str(n), "MessageBody": json.dumps({"server_id": server_id})}
                          for n, server_id in enumerate(chunk)])
         except Exception:  # noqa: BLE001 - the recorded actions stay pending; the rewake schedule sends again
-            log.exception("waking the cluster-action worker for servers %s failed", chunk)
-            failed.extend(chunk)
-            continue
+            # the queue is unreachable: trying the other chunks would only hold the caller up
+            log.exception("waking the cluster-action worker failed for %d servers from %s", len(server_ids) - i,
+                          chunk)
+            failed.extend(server_ids[i:])
+            break
         for entry in answer.get("Failed", []):
             log.warning("the wake-up for server %s was refused (%s: %s)", chunk[int(entry["Id"])],
                         entry.get("Code"), entry.get("Message"))
