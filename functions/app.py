@@ -395,12 +395,21 @@ def notification_retry(event):
 @app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions", maximum_concurrency=10)
 def cluster_actions(event):
     """An action that failed but has attempts left raises, so SQS redelivers it after the visibility timeout."""
+    from chalicelib.background import Budget
     from chalicelib.clusters import executor
 
     for record in event:
-        result = executor.from_queue_message(record.body)
+        result = executor.from_queue_message(record.body, budget=Budget.from_context(event.context))
         if result["failed"] > result["dead"]:
             raise RuntimeError(f"cluster action failed, will retry: {result}")
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="cluster_actions_rewake")
+def cluster_actions_rewake(event):
+    """Issue 19: pending cluster actions whose wake-up was lost are woken again, so they are delayed, never lost."""
+    from chalicelib.clusters import queue
+
+    return queue.rewake()
 
 
 @app.on_sqs_message(queue="billing-background", batch_size=1, name="background_work", maximum_concurrency=32)

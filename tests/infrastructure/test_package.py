@@ -40,9 +40,13 @@ def test_functions_schedules_and_queue_are_the_contracts(packaged):
     assert resources["ClusterActions"]["DependsOn"] == ["ClusterActionsQueue"]
     # integration §6: recorded notifications are retried at least every 5 minutes
     assert resources["NotificationRetry"]["Properties"]["Events"]["NotificationRetryEvent"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    # issue 19: pending cluster actions whose wake-up was lost are woken again every 5 minutes
+    rewake = resources["ClusterActionsRewake"]["Properties"]
+    assert rewake["Events"]["ClusterActionsRewakeEvent"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert (rewake["Timeout"], rewake["MemorySize"], rewake["ReservedConcurrentExecutions"]) == (60, 256, 1)
     assert {r["Properties"]["Handler"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"} == {
         "app.app", "app.expiry_sweep", "app.payg_metering", "app.cluster_actions", "app.background_work",
-        "app.notification_retry"}
+        "app.notification_retry", "app.cluster_actions_rewake"}
     # issue 9: the scheduled runs fan out over the background queue, one invocation per shard at most
     background = resources["BackgroundWork"]["Properties"]["Events"]["BackgroundWorkSqsEventSource"]["Properties"]
     assert background["Queue"]["Fn::Sub"].endswith(":billing-background")
@@ -90,9 +94,12 @@ EXPECTED_ACTIONS = {
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},
     "notification_retry": LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
                                   "sns:Publish"},
-    "cluster_actions": LOGS | {"dynamodb:PutItem", "dynamodb:Query"} | CONSUME | {
+    # WAKE: a run cut short by its invocation's budget wakes the server again for the rest (R-CLU-5)
+    "cluster_actions": LOGS | {"dynamodb:PutItem", "dynamodb:Query"} | CONSUME | WAKE | {
         "secretsmanager:GetSecretValue", "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup",
         "eks:UpdateNodegroupConfig", "eks:DeleteNodegroup", "eks:DeleteCluster"},
+    # issue 19: reads the open actions' index and wakes their servers, nothing else
+    "cluster_actions_rewake": LOGS | {"dynamodb:Query"} | WAKE,
 }
 ONLY_CLUSTER_ACTIONS = ("eks:", ":secret:clusters/")
 

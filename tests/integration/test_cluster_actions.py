@@ -61,7 +61,7 @@ def drain(api):
 def test_R_CLU_1_R_CLU_2_expiry_stops_the_cluster_and_renewal_restores_it_exactly(api, cluster, fake_kube):
     api.sweep("2026-02-02T00:10:00+08:00")
     assert api.server("srv-k")["cluster_actions"][0]["status"] == "pending"
-    assert drain(api) == {"ran": 1, "succeeded": 1, "failed": 0, "dead": 0, "overtaken": 0}
+    assert drain(api) == {"ran": 1, "succeeded": 1, "failed": 0, "dead": 0, "overtaken": 0, "held": 0, "more": False}
     assert [(a["kind"], a["status"], a["attempts"]) for a in api.server("srv-k")["cluster_actions"]] == [("stop", "succeeded", 1)]
     assert (fake_kube.replicas("deployments", "shop", "web"), fake_kube.replicas("statefulsets", "shop", "db")) == (0, 0)
     assert fake_kube.get("cronjobs", "batch", "report")["spec"]["suspend"] is True
@@ -122,9 +122,9 @@ def test_R_CLU_4_missing_credentials_fail_with_a_clear_reason_and_are_kept(api):
     assert "no kubeconfig for server srv-n" in action["error"]
 
 
-def test_R_CLU_4_two_workers_on_one_server_the_later_record_gives_way(api):
-    """SQS delivers a wake-up at least once: two workers may run one server's queue at the same time. The one
-    that records second finds the version moved on, keeps the first worker's record and stops, with no error."""
+def test_R_CLU_5_a_second_delivery_finds_the_lane_held_and_leaves_the_server_to_its_holder(api):
+    """SQS delivers a wake-up at least once: a second worker may take the same server while the first is
+    performing its action. It performs nothing and records nothing; the holder's record stands."""
     from chalicelib.clusters import executor
 
     api.plan("std", 10000, 20)
@@ -132,14 +132,14 @@ def test_R_CLU_4_two_workers_on_one_server_the_later_record_gives_way(api):
     api.sweep("2026-02-02T00:10:00+08:00")
     performed = []
 
-    def other_worker_records_first(action):
+    def second_delivery_meanwhile(action):
         performed.append(action.kind)
         assert executor.run_for_server(action.server_id, performer=lambda a: performed.append(a.kind)) == {
-            "ran": 1, "succeeded": 1, "failed": 0, "dead": 0, "overtaken": 0}
+            "ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0, "held": 1, "more": False}
 
-    assert executor.run_for_server("srv-n", performer=other_worker_records_first) == {
-        "ran": 1, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 1}
-    assert performed == ["stop", "stop"]  # both ran it (cluster actions are idempotent); one record
+    assert executor.run_for_server("srv-n", performer=second_delivery_meanwhile) == {
+        "ran": 1, "succeeded": 1, "failed": 0, "dead": 0, "overtaken": 0, "held": 0, "more": False}
+    assert performed == ["stop"]  # once, by the holder
     action = api.server("srv-n")["cluster_actions"][0]
     assert (action["kind"], action["status"], action["attempts"]) == ("stop", "succeeded", 1)
     assert drain(api)["ran"] == 0

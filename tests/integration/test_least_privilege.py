@@ -62,7 +62,8 @@ def test_R_CLU_4_a_drain_by_hand_in_the_api_function_only_wakes_the_open_servers
     monkeypatch.setenv("CLUSTER_ACTIONS_INLINE", "0")
     reset_settings()
     status, result = api.ops("POST", "/ops/cluster-actions/drain")
-    assert (status, result) == (200, {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0, "queued": 2})
+    assert (status, result) == (200, {"ran": 0, "succeeded": 0, "failed": 0, "dead": 0, "overtaken": 0, "held": 0,
+                                        "queued": 2, "more": False})
     assert sorted(m["server_id"] for m in queued(aws)) == ["srv-a", "srv-b"]
     assert [a["status"] for a in api.server("srv-a")["cluster_actions"]] == ["pending"]
 
@@ -234,6 +235,11 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
     with recorded("api_handler"):
         assert api.ops("POST", f"/ops/dead-letters/{letter['id']}/replay")[1]["queued"] == 1
         assert api.ops("POST", "/ops/cluster-actions/drain")[1]["queued"] == 1
+    from chalicelib.clusters import queue
+
+    monkeypatch.setattr(queue, "REWAKE_AFTER_SECONDS", 0)  # srv-n's revived stop counts as waiting too long
+    with recorded("cluster_actions_rewake"):  # issue 19
+        assert scheduled(api, "cluster_actions_rewake", "2026-04-02T00:20:00Z") == {"woken": 1, "failed": 0}
 
     # R-PAY-7 over more servers than one transaction moves: batch reads and version checks in the follow-ups
     seed_payg("acc-many", 40)
@@ -252,7 +258,7 @@ def test_every_call_of_each_function_is_granted_by_its_own_policy(api, cluster, 
 
     calls = recorded.calls_of
     assert set(calls) == {"api_handler", "payg_metering", "expiry_sweep", "cluster_actions", "background_work",
-                          "notification_retry"}
+                          "notification_retry", "cluster_actions_rewake"}
     assert {a for a, _ in calls["cluster_actions"] if a.startswith("eks:")} == {
         "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup", "eks:UpdateNodegroupConfig",
         "eks:DeleteNodegroup", "eks:DeleteCluster"}

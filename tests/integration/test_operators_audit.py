@@ -151,7 +151,8 @@ def test_contract_6_price_versions_runs_by_hand_and_replays_go_to_the_ops_trail(
         assert ops_as(named, "tok-bob", "POST", "/ops/sweeps/expiry", {"now": "2026-02-11T00:10:00+08:00"})[0] == 200
         assert ops_as(named, "tok-bob", "POST", "/ops/sweeps/metering", {"now": "2026-02-11T01:00:00+08:00"})[0] == 200
         status, drained = ops_as(named, OPS_TOKEN, "POST", "/ops/cluster-actions/drain")
-        assert drained == {"ran": 1, "succeeded": 0, "failed": 1, "dead": 1, "overtaken": 0}  # s1 has no kubeconfig
+        assert drained == {"ran": 1, "succeeded": 0, "failed": 1, "dead": 1, "overtaken": 0, "held": 0,
+                           "more": False}  # s1 has no kubeconfig
         action_id = named.server("s1")["cluster_actions"][0]["id"]
         status, replayed = ops_as(named, "tok-alice", "POST", f"/ops/dead-letters/{action_id}/replay")
         assert status == 200, replayed
@@ -171,7 +172,8 @@ def test_contract_6_price_versions_runs_by_hand_and_replays_go_to_the_ops_trail(
     assert items[1]["at"] == items[1]["now"] == "2026-02-11T00:10:00+08:00"
     assert items[1]["result"]["expire"] == 1
     assert items[2]["now"] == "2026-02-11T01:00:00+08:00"
-    assert items[4]["result"] == {"ran": 1, "succeeded": 0, "failed": 1, "dead": 1, "overtaken": 0}
+    assert items[4]["result"] == {"ran": 1, "succeeded": 0, "failed": 1, "dead": 1, "overtaken": 0, "held": 0,
+                                  "more": False}
     assert {k: items[5][k] for k in ("action_id", "server_id", "kind")} == {
         "action_id": action_id, "server_id": "s1", "kind": "stop"}
     server_trail = named.server("s1")["audit"]

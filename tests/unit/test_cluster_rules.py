@@ -156,3 +156,15 @@ def test_R_CLU_2_saved_scaling_round_trip(sizes):
 def test_R_CLU_1_stopped_scaling_keeps_max(current_max, expected):
     """R-CLU-1: a stopped node group gets minSize 0, desiredSize 0, maxSize unchanged."""
     assert rules.stopped_scaling(current_max) == expected
+
+
+# ---- R-CLU-5: an action never runs after a newer one has been tried ---------------------------------------
+
+@pytest.mark.parametrize("action_id, tried, newer", [
+    ("0002-stop", [], None),
+    ("0002-stop", ["0001-start", "0002-stop"], None),  # older ones and itself do not count
+    ("0002-stop", ["0001-start", "0003-start"], "0003-start"),
+    ("0002-stop", ["0004-stop", "0003-start", "0001-stop"], "0004-stop"),  # the newest of them
+])
+def test_R_CLU_5_started_after_names_the_newest_action_tried_after_this_one(action_id, tried, newer):
+    assert rules.started_after(action_id, tried) == newer

@@ -1,8 +1,9 @@
-"""Pure cluster-action rules: which namespaces a stop touches and how saved values are written down (R-CLU-1, R-CLU-2)."""
+"""Pure cluster-action rules: which namespaces a stop touches, how saved values are written down, and which
+of a server's actions may run (R-CLU-1, R-CLU-2, R-CLU-5)."""
 from __future__ import annotations
 
 import re
-from typing import Mapping, NamedTuple, Optional
+from typing import Iterable, Mapping, NamedTuple, Optional
 
 # R-CLU-1: the namespaces a stop never touches, as a table so the list is in one place.
 SYSTEM_NAMESPACES: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -95,3 +96,13 @@ def decode_saved_scaling(text: str) -> SavedScaling:
 def stopped_scaling(current_max: int) -> dict:
     """R-CLU-1: the scaling a stopped node group gets: min 0, desired 0, max unchanged."""
     return {"minSize": 0, "desiredSize": 0, "maxSize": current_max}
+
+
+def started_after(action_id: str, tried: Iterable[str]) -> Optional[str]:
+    """R-CLU-5: the newest of the server's already-tried actions decided after `action_id`, if any.
+
+    Action ids sort in the order they were decided. An action with a newer one already tried (only a
+    replayed dead letter can be one) must not run: it would undo what was decided after it.
+    """
+    newer = [other for other in tried if other > action_id]
+    return max(newer) if newer else None
