@@ -336,7 +336,8 @@ def test_functions_are_sized_for_their_work(packaged):
     functions = _functions(resources)
     sizes = {name: (p["MemorySize"], p["Timeout"]) for name, p in functions.items()}
     assert sizes == {"APIHandler": (1024, 29), "ExpirySweep": (256, 60), "PaygMetering": (256, 60),
-                     "NotificationRetry": (256, 300), "ClusterActions": (512, 900), "BackgroundWork": (1769, 900)}
+                     "NotificationRetry": (256, 300), "ClusterActions": (512, 900), "BackgroundWork": (1769, 900),
+                     "ClusterActionsRewake": (256, 60)}
     assert all(memory >= 512 for name, (memory, _) in sizes.items() if functions[name]["Handler"] == "app.app")
     assert all(timeout <= 29 for name, (_, timeout) in sizes.items() if functions[name]["Handler"] == "app.app")
     queues = {r["Properties"]["QueueName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::Queue"}
