@@ -229,9 +229,8 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
         before = server.expires_at
         server.free_period = FreePeriod(decision="granted", days=days, due_by=due, granted_at=p.accepted_at,
                                         ticket_id=p.ticket_id)
-        # R-FREE-4, E-5: a future end lifts `expired`; a still-past one moves the retention with it
-        if life.move_expiry(server, life.add_free_days(before, days), p.accepted_at):
-            effects.lift(s, server, "expired", p.accepted_at, event_cause(TICKETING, event_id))
+        effects.move_expiry(s, server, life.add_free_days(before, days), p.accepted_at,
+                            event_cause(TICKETING, event_id))
         effects.ledger(s, server, server.account_id, at=p.accepted_at, kind="free_period", rule="R-FREE-4",
                        cause=event_cause(TICKETING, event_id), event_id=event_id, expires_at_before=before,
                        expires_at_after=server.expires_at, note=f"{days} free days, no cash value (R-PAY-9)")
