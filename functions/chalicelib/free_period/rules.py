@@ -260,9 +260,9 @@ def service_ended_between(
 def service_ended(history: Iterable[tuple[str, datetime]], start: datetime, end: datetime,
                   decided_at: datetime) -> bool:
     """R-FREE-2 (8) with E-8: the service ended between the filing's start and its approval
-    (``service_ended_between``), or the server was terminated or destroyed at any time up to
-    ``decided_at`` (the acceptance; the request for a preliminary verdict). An expiry after the
-    approval does not deny (E-5 moves the server's end instead)."""
+    (``service_ended_between``), or it ended early (``SERVICE_CLOSING_EVENTS``: terminated for any
+    reason, or destroyed) at any time up to ``decided_at`` (the acceptance; the request for a
+    preliminary verdict). An expiry after the approval does not deny (E-5 moves the server's end)."""
     _require_aware(decided_at, "decided_at")
     history = list(history)
     return service_ended_between(history, start, end) or any(
