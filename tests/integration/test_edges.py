@@ -296,12 +296,13 @@ def test_E_13_a_second_approval_moves_neither_the_length_nor_which_website_was_f
 
 
 def test_E_14_a_payg_order_with_no_price_in_force_is_held_like_a_monthly_one(api):
-    """The plan's first price takes effect 2026-06-01; orders paid 05-01 are held `no_price_in_force`, payg
+    """The plan's first price takes effect 2026-06-01; orders paid on 05-01 are held `no_price_in_force`, payg
     as monthly: no server, the money on the account's ledger as held, the balance untouched (R-PAY-2)."""
     api.plan("later", 10000, 20, "2026-06-01T00:00:00+08:00")
-    for mode, extra in (("payg", {}), ("monthly", {"months": 1})):
+    for mode, paid_at, extra in (("payg", "2026-05-01T10:00:00+08:00", {}),
+                                 ("monthly", "2026-05-01T11:00:00+08:00", {"months": 1})):
         status, body = api.pay("order.paid", order_paid(f"ord-{mode}", "acc-14", f"srv-{mode}", "new",
-                                                        "2026-05-01T10:00:00+08:00", 5000 if mode == "payg" else 10000,
+                                                        paid_at, 5000 if mode == "payg" else 10000,
                                                         billing_mode=mode, plan_id="later", region="cn-north-1", **extra))
         assert (status, body["outcome"]["decision"], body["outcome"]["reason"]) == (
             200, "held_for_review", "no_price_in_force")
