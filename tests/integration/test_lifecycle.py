@@ -11,13 +11,13 @@ def kinds(view, kind=None):
 
 
 def test_monthly_server_lifecycle_end_to_end(priced):
-    """R-PAY-8, R-LIFE-1, R-LIFE-3, R-PAY-3, R-LIFE-4, R-PAY-4 in one story."""
+    """R-PAY-8 (E-9), R-LIFE-1, R-LIFE-3, R-PAY-3, R-LIFE-4, R-PAY-4 in one story."""
     priced.buy_monthly("srv-1", "2026-03-03T10:00:00+08:00", months=1)
-    # R-PAY-8: 7 days before 2026-04-03T10:00 is 2026-03-27T10:00; the 00:10 sweep that day is too early
-    assert priced.sweep("2026-03-27T00:10:00+08:00")["remind"] == 0
-    assert priced.sweep("2026-03-28T00:10:00+08:00")["remind"] == 1
+    # R-PAY-8, E-9: 8 days before 2026-04-03T10:00 is 2026-03-26T10:00; the 00:10 sweep that day is too early
+    assert priced.sweep("2026-03-26T00:10:00+08:00")["remind"] == 0
+    assert priced.sweep("2026-03-27T00:10:00+08:00")["remind"] == 1
+    priced.sweep("2026-03-27T00:10:00+08:00")
     priced.sweep("2026-03-28T00:10:00+08:00")
-    priced.sweep("2026-03-29T00:10:00+08:00")
     view = priced.server("srv-1")
     assert kinds(view) == ["renewal_reminder"]
     # R-LIFE-1 / R-LIFE-3: stopped at the first sweep after expiry; retention counts from the expiry's day

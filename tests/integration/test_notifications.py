@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import boto3
 import pytest
@@ -161,3 +162,55 @@ def test_contract_6_retry_reads_the_outbox_in_pages(priced):
     assert sorted(json.loads(m["Message"])["kind"] for m in received(url)) == sorted(kinds)
     assert {n["status"] for n in priced.server("srv-1")["notifications"]} == {"sent"}
     assert outbox.retry_recorded(page_size=1) == {"ran": 0, "succeeded": 0, "failed": 0}
+
+
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
+ALL_KINDS = {"renewal_reminder", "stopped", "destruction_warning", "destroyed", "free_period_granted",
+             "free_period_denied", "arrears", "price_change"}
+
+
+def times_in(value, where: str = "") -> list[tuple[str, str]]:
+    """Every RFC 3339 time in a JSON value, with where it is. `cause` is left out: it is the notification's
+    key (UTC store keys inside), not a time it tells, and stays as it is so notification ids are stable."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() if k != "cause" for t in times_in(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in times_in(v, f"{where}[{i}]")]
+    return [(where, m.group()) for m in RFC3339.finditer(value)] if isinstance(value, str) else []
+
+
+def test_contract_7_every_time_in_every_notification_kind_is_at_plus_0800(priced):
+    """integration §7: every time in a view or a published message is RFC 3339 with +08:00. One of each
+    kind, in the server and account views and in the bodies published to the topic (the sweep's `stopped`
+    carried its expiry as `2026-04-03T02:00:00Z`)."""
+    url = subscribe_queue()
+    priced.buy_monthly("srv-1", "2026-03-03T10:00:00+08:00", months=1)  # expires 04-03T10:00
+    priced.buy_monthly("srv-g", "2026-03-01T10:00:00+08:00", months=3)
+    for kind, at in (("submitted", "2026-03-02T09:00:00+08:00"), ("approved", "2026-03-05T09:00:00+08:00")):
+        data = {"filing_id": "f-g", f"{kind}_at": at}
+        if kind == "submitted":
+            data.update(server_id="srv-g", website="g.example.cn", is_change=False)
+        assert priced.ticket(f"filing.{kind}", data)[0] == 200
+    for ticket, server_id in (("t-g", "srv-g"), ("t-d", "srv-1")):  # granted; denied server_mismatch
+        assert priced.ticket("compensation.requested", {"ticket_id": ticket, "filing_id": "f-g", "server_id": server_id,
+                                                        "requested_at": "2026-03-06T09:00:00+08:00"})[0] == 200
+        assert priced.ticket("compensation.accepted", {"ticket_id": ticket, "engineer_id": "eng-1",
+                                                       "accepted_at": "2026-03-06T10:00:00+08:00"})[0] == 200
+    for now in ("2026-03-28T00:10:00+08:00", "2026-04-05T00:10:00+08:00", "2026-04-10T00:10:00+08:00",
+                "2026-04-11T00:10:00+08:00"):  # reminder, stopped, warning, destroyed
+        priced.sweep(now)
+    priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 0,
+                                        billing_mode="payg", plan_id="std", region="cn-north-1"))
+    priced.meter("2026-01-01T01:30:00+08:00")  # arrears, and the payg server's `stopped`
+    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 2  # acc-1 (srv-g), acc-p
+    drain(priced)  # announces the price change and publishes everything
+
+    views = [priced.server(sid)["notifications"] for sid in ("srv-1", "srv-g", "srv-p")]
+    views += [priced.account(aid)["notifications"] for aid in ("acc-1", "acc-p")]
+    shown = [n for notes in views for n in notes]
+    bodies = [json.loads(m["Message"]) for m in received(url)]
+    assert {n["kind"] for n in shown} == {b["kind"] for b in bodies} == ALL_KINDS
+    assert len(bodies) == len(shown)
+    found = times_in(shown, "views") + times_in(bodies, "published")
+    assert len(found) >= 2 * len(shown)  # at least each one's `at`, twice
+    assert [(where, text) for where, text in found if not text.endswith("+08:00")] == []

@@ -36,8 +36,12 @@ def test_R_PAY_2_order_amount(mode, amount, months, expected):
     assert rules.order_amount_problem(mode, amount, months, price) == expected
 
 
-def test_R_PAY_2_no_price_in_force_is_a_problem():
-    assert rules.order_amount_problem("monthly", 10000, 1, None) == "no_price_in_force"
+@pytest.mark.parametrize("mode, amount, months, expected", [
+    ("monthly", 10000, 1, "no_price_in_force"),
+    ("payg", 0, None, "no_price_in_force"), ("payg", 5000, None, "no_price_in_force"),  # E-14: held too
+    ("trial", 0, 1, None)])  # a trial costs 0 whatever the price
+def test_R_PAY_2_E_14_no_price_in_force_is_a_problem(mode, amount, months, expected):
+    assert rules.order_amount_problem(mode, amount, months, None) == expected
 
 
 def test_R_PAY_1_month_arithmetic_clamps_in_shanghai():

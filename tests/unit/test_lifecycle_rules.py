@@ -51,11 +51,12 @@ def test_R_LIFE_2_terminated_is_final_and_first_time_is_kept():
 
 
 @pytest.mark.parametrize("now, steps", [
-    ("2026-03-03T10:00:00+08:00", [("remind", "2026-03-03T10:00:00+08:00")]), ("2026-03-03T09:59:59+08:00", []),
+    # E-9: within the next 8 days of 03-10T10:00, so from 03-02T10:00
+    ("2026-03-02T10:00:00+08:00", [("remind", "2026-03-02T10:00:00+08:00")]), ("2026-03-02T09:59:59+08:00", []),
     ("2026-03-05T00:10:00+08:00", [("remind", "2026-03-05T00:10:00+08:00")]),  # sent by this sweep, now
     ("2026-03-10T10:00:00+08:00", [("expire", "2026-03-10T10:00:00+08:00")]),
     ("2026-04-01T00:00:00+08:00", [("expire", "2026-03-10T10:00:00+08:00")])])  # R-LIFE-3: ends at expires_at
-def test_R_PAY_8_R_LIFE_1_sweep_steps(now, steps):
+def test_R_PAY_8_E_9_R_LIFE_1_sweep_steps(now, steps):
     assert [(s.kind, s.at) for s in rules.sweep_steps(server(), t(now))] == [(k, t(at)) for k, at in steps]
 
 
@@ -64,7 +65,7 @@ def test_R_PAY_8_one_reminder_per_expiry_date():
     assert rules.sweep_steps(s, t("2026-03-05T00:10:00+08:00")) == []
     assert rules.next_due(s) == t("2026-03-10T10:00:00+08:00")
     s.expires_at = t("2026-04-10T10:00:00+08:00")
-    assert rules.next_due(s) == t("2026-04-03T10:00:00+08:00")
+    assert rules.next_due(s) == t("2026-04-02T10:00:00+08:00")  # E-9: 8 days ahead
 
 
 def test_trials_get_no_renewal_reminder_but_expire():
@@ -133,7 +134,7 @@ def test_E_1_termination_under_an_operator_hold_starts_the_retention_clock():
 def test_E_2_the_calendar_runs_during_a_hold():
     s = server()
     rules.add_reason(s, "violation", t("2026-03-01T00:00:00+08:00"))
-    assert rules.next_due(s) == t("2026-03-03T10:00:00+08:00")  # the reminder is still owed
+    assert rules.next_due(s) == t("2026-03-02T10:00:00+08:00")  # the reminder is still owed (E-9: 8 days)
     assert [x.kind for x in rules.sweep_steps(s, t("2026-03-04T00:10:00+08:00"))] == ["remind"]
     s.reminded_for = s.expires_at
     assert rules.next_due(s) == t("2026-03-10T10:00:00+08:00")
@@ -192,7 +193,52 @@ def test_E_6_retention_ends_at_retain_until_by_business_time(at, over):
     s = server()
     rules.add_reason(s, "expired", s.expires_at)
     assert rules.retention_over(s, t(at)) is over
-    assert rules.retention_over(server(), t(at)) is False  # an active server has no end
+    # E-6 without a sweep: an active server past its expiry (03-10T10:00) ends the same way
+    assert rules.retention_end(server(), t(at)) == t("2026-03-18T00:00:00+08:00")
+    assert rules.retention_over(server(), t(at)) is over
+
+
+def test_E_6_an_unseen_expiry_counts_only_once_it_is_past_and_not_under_a_hold():
+    s = server()
+    assert rules.retention_end(s, t("2026-03-10T09:59:59+08:00")) is None  # not expired yet: no end
+    assert rules.retention_over(s, t("2026-03-10T09:59:59+08:00")) is False
+    assert s.stop_reasons == {} and s.retain_until is None  # computed on a copy, the server is untouched
+    rules.add_reason(s, "violation", t("2026-03-01T00:00:00+08:00"))
+    assert rules.retention_end(s, t("2026-04-01T00:00:00+08:00")) is None  # E-2: a hold keeps the data
+    assert rules.retention_over(s, t("2026-04-01T00:00:00+08:00")) is False
+    payg = server(billing_mode="payg", expires_at=None)
+    assert rules.retention_over(payg, t("2026-04-01T00:00:00+08:00")) is False
+
+
+@pytest.mark.parametrize("before, reasons, destroyed, notice", [
+    # E-1 under a hold: the date appears
+    (None, {"violation": "2026-03-01T00:00:00+08:00", "terminated": "2026-03-05T15:00:00+08:00"}, False,
+     "terminated#2026-03-12T16:00:00.000000Z"),
+    ("2026-03-18T00:00:00+08:00", {"expired": "2026-03-12T10:00:00+08:00"}, False,
+     "expired#2026-03-19T16:00:00.000000Z"),                                               # E-5 moved it
+    ("2026-03-18T00:00:00+08:00", {"expired": "2026-03-10T10:00:00+08:00"}, False, None),  # unchanged
+    (None, {"violation": "2026-03-01T00:00:00+08:00", "expired": "2026-03-10T10:00:00+08:00"}, False, None),
+    (None, {}, False, None),                                                               # active
+    ("2026-03-18T00:00:00+08:00", {"expired": "2026-03-12T10:00:00+08:00"}, True, None),  # destroyed
+])
+def test_E_11_a_stopped_servers_destruction_date_appearing_or_changing_is_owed_a_notice(
+        before, reasons, destroyed, notice):
+    s = server(stop_reasons={r: t(at) for r, at in reasons.items()},
+               destroyed_at=t("2026-03-18T00:10:00+08:00") if destroyed else None)
+    rules.refresh(s)
+    assert rules.destruction_date_notice(s, t(before) if before else None) == notice
+
+
+def test_E_11_at_most_one_notice_per_reason_and_date():
+    """A hold put on and lifted the same day brings back the date the account was told at the stop."""
+    s = server()
+    rules.add_reason(s, "expired", s.expires_at)
+    s.stop_noted_for = rules.stop_notice(s)
+    assert s.stop_noted_for == "expired#2026-03-17T16:00:00.000000Z"  # 2026-03-18T00:00+08:00
+    rules.add_reason(s, "violation", t("2026-03-10T12:00:00+08:00"))
+    rules.lift_reason(s, "violation", t("2026-03-10T13:00:00+08:00"))
+    assert s.retain_until == t("2026-03-18T00:00:00+08:00")
+    assert rules.destruction_date_notice(s, None) is None
 
 
 def test_R_LIFE_2b_the_last_reason_lifted_makes_the_server_active_and_a_reason_not_held_changes_nothing():

@@ -23,13 +23,14 @@ def price_in_force(plan: Plan, at: datetime) -> Optional[PriceVersion]:
 
 def order_amount_problem(billing_mode: str, amount: int, months: Optional[int],
                          price: Optional[PriceVersion]) -> Optional[str]:
-    """R-PAY-2: why an order's amount cannot be applied (None when it can)."""
+    """R-PAY-2: why an order's amount cannot be applied (None when it can). E-14: a pay-as-you-go
+    order on a plan with no price in force is held too (it would otherwise run at 0 an hour)."""
     if billing_mode == "trial":
         return None if amount == 0 else "amount_mismatch"
-    if billing_mode == "payg":
-        return None
     if price is None:
         return "no_price_in_force"
+    if billing_mode == "payg":
+        return None
     if amount != price.monthly_price * months:
         return "amount_mismatch"
     return None

@@ -88,6 +88,7 @@ class Server(Record):
     retain_until: Optional[AwareDatetime] = None
     reminded_for: Optional[AwareDatetime] = None
     warned_for: Optional[AwareDatetime] = None
+    stop_noted_for: Optional[str] = None  # E-11: the "reason#retain_until" last told in a `stopped` notification
     destroyed_at: Optional[AwareDatetime] = None
     periods: list[Period] = Field(default_factory=list)
     plan_history: list[PlanUse] = Field(default_factory=list)

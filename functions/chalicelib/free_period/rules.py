@@ -104,9 +104,11 @@ def filing_clock_start(events: Iterable[FilingEvent]) -> datetime | None:
 
 
 def approved_at(events: Iterable[FilingEvent]) -> datetime | None:
-    """R-FREE-1: the time of the last approval event (the end of the filing time), ``None`` if none."""
+    """R-FREE-1, E-13: the time of the filing's approval (the end of the filing time), ``None`` if none.
+    A filing's approval is its first; another approval of an approved filing moves nothing (neither
+    the filing's length nor which website was first), so the earliest one stands."""
     approvals = [event.at for event in _in_time_order(events) if event.kind == "approved"]
-    return approvals[-1] if approvals else None
+    return approvals[0] if approvals else None
 
 
 def free_days(start: datetime, approved: datetime) -> int:
@@ -202,7 +204,7 @@ class EligibilityFacts:
     billing_mode: str  # "monthly" | "payg" | "trial"
     region: str
     already_granted: bool
-    service_ended_during_filing: bool
+    service_ended: bool  # during the filing, or early at any time before the decision (E-8)
     account_violation: bool
     server_violation: bool
 
@@ -220,7 +222,7 @@ ELIGIBILITY_TABLE: tuple[tuple[str, Callable[[EligibilityFacts], bool]], ...] = 
     ("not_monthly_package", lambda f: f.billing_mode == "monthly"),
     ("region_not_mainland", lambda f: f.region in MAINLAND_REGIONS),
     ("already_granted", lambda f: not f.already_granted),
-    ("service_ended", lambda f: not f.service_ended_during_filing),
+    ("service_ended", lambda f: not f.service_ended),
     ("violation", lambda f: not f.account_violation and not f.server_violation),
 )
 
@@ -236,6 +238,10 @@ def denial_reason(facts: EligibilityFacts) -> str | None:
 
 
 SERVICE_ENDING_EVENTS = frozenset({"expired", "refunded", "unsubscribed", "replaced", "terminated"})
+# E-8: the service ended early (a termination for any reason — refund, unsubscription, closing, breach,
+# incident, announcement — or a destruction): these deny whenever they happened before the decision,
+# not only during the filing; an expiry denies only inside the filing (after it, E-5 applies)
+SERVICE_CLOSING_EVENTS = SERVICE_ENDING_EVENTS - {"expired"} | {"destroyed"}
 
 
 def service_ended_between(
@@ -249,3 +255,15 @@ def service_ended_between(
     _require_aware(start, "start")
     _require_aware(end, "end")
     return any(kind in SERVICE_ENDING_EVENTS and start <= at <= end for kind, at in history)
+
+
+def service_ended(history: Iterable[tuple[str, datetime]], start: datetime, end: datetime,
+                  decided_at: datetime) -> bool:
+    """R-FREE-2 (8) with E-8: the service ended between the filing's start and its approval
+    (``service_ended_between``), or it ended early (``SERVICE_CLOSING_EVENTS``: terminated for any
+    reason, or destroyed) at any time up to ``decided_at`` (the acceptance; the request for a
+    preliminary verdict). An expiry after the approval does not deny (E-5 moves the server's end)."""
+    _require_aware(decided_at, "decided_at")
+    history = list(history)
+    return service_ended_between(history, start, end) or any(
+        kind in SERVICE_CLOSING_EVENTS and at <= decided_at for kind, at in history)

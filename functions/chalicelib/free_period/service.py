@@ -75,7 +75,11 @@ def filing_rejected(s: Session, event_id: str, p: FilingRejected) -> dict:
 
 
 def filing_approved(s: Session, event_id: str, p: FilingApproved) -> dict:
-    """R-FREE-1: records that the filing was approved."""
+    """R-FREE-1: records that the filing was approved. E-13: only its first approval; another one is
+    answered with the filing as it stands and changes nothing (nor the copy on the server row)."""
+    doc = s.row_doc(m.FilingRow, p.filing_id)
+    if doc is not None and rules.approved_at(_events(doc)) is not None:
+        return filing_summary(doc)
     return _record_filing_event("approved", "approved_at", s, event_id, p)
 
 
@@ -88,15 +92,17 @@ def _other_first_filing_before(approvals: dict[str, str], filing: dict, approved
     return any(filing_id != filing["filing_id"] and at < store_key(approved) for filing_id, at in approvals.items())
 
 
-def _service_ended(server: Server, start: datetime | None, approved: datetime | None) -> bool:
-    """R-FREE-2 (8): an expiry, refund, unsubscription, replacement or termination during the filing,
-    even if the server was renewed later."""
+def _service_ended(server: Server, start: datetime | None, approved: datetime | None, at: datetime) -> bool:
+    """R-FREE-2 (8), E-8: an expiry, refund, unsubscription, replacement or termination during the filing,
+    even if the server was renewed later; or a termination or destruction at any time before `at`."""
     if start is None or approved is None:
         return False
     history = [(h.kind, h.at) for h in server.history]
     if server.expires_at is not None and server.billing_mode != "payg":
         history.append(("expired", server.expires_at))
-    return rules.service_ended_between(history, start, approved)
+    if server.destroyed_at is not None:
+        history.append(("destroyed", server.destroyed_at))
+    return rules.service_ended(history, start, approved, at)
 
 
 def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, at: datetime,
@@ -111,7 +117,7 @@ def assess(server: Server, account_violation: bool, ticket: dict, filing: dict, 
         other_first_filing_approved_before=_other_first_filing_before(approvals, filing, approved),
         billing_mode=server.billing_mode, region=server.region,
         already_granted=server.free_period is not None and server.free_period.decision == "granted",
-        service_ended_during_filing=_service_ended(server, start, approved),
+        service_ended=_service_ended(server, start, approved, at),
         account_violation=account_violation, server_violation="violation" in server.stop_reasons,
     )
     reason = rules.denial_reason(facts)
@@ -229,9 +235,8 @@ def compensation_accepted(s: Session, event_id: str, p: CompensationAccepted) ->
         before = server.expires_at
         server.free_period = FreePeriod(decision="granted", days=days, due_by=due, granted_at=p.accepted_at,
                                         ticket_id=p.ticket_id)
-        # R-FREE-4, E-5: a future end lifts `expired`; a still-past one moves the retention with it
-        if life.move_expiry(server, life.add_free_days(before, days), p.accepted_at):
-            effects.lift(s, server, "expired", p.accepted_at, event_cause(TICKETING, event_id))
+        effects.move_expiry(s, server, life.add_free_days(before, days), p.accepted_at,
+                            event_cause(TICKETING, event_id))
         effects.ledger(s, server, server.account_id, at=p.accepted_at, kind="free_period", rule="R-FREE-4",
                        cause=event_cause(TICKETING, event_id), event_id=event_id, expires_at_before=before,
                        expires_at_after=server.expires_at, note=f"{days} free days, no cash value (R-PAY-9)")

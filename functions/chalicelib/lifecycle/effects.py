@@ -37,27 +37,60 @@ def ledger(s: Session, server: Server | None, account_id: str, *, at: datetime, 
 def stop(s: Session, server: Server, reason: str, at: datetime, cause: str) -> bool:
     """Add a stop reason (R-LIFE-2); when the server goes from active to stopped, its cluster is
     stopped (R-CLU-1), pay-as-you-go hours stop (R-PAY-6) and the account is told (R-NOTE-1)."""
+    retain_before = server.retain_until
     went_stopped = rules.add_reason(server, reason, at)
     if reason in ("expired", "terminated"):
         server.history.append(HistoryEvent(kind=reason, at=at))
     if went_stopped:
         billing_rules.close_segment(server.payg_segments, at)
         cluster_queue.request(s, server.server_id, "stop", at, cause)
+        server.stop_noted_for = rules.stop_notice(server)
         outbox.record(s, kind="stopped", account_id=server.account_id, server_id=server.server_id,
                       cause=f"stopped#{reason}#{store_key(at)}#{cause}", at=at,  # trigger included: see arrears
                       details={"reason": rules.strongest_reason(server.stop_reasons),
                                "retain_until": fmt(server.retain_until)})
+    else:
+        note_destruction_date(s, server, retain_before, at, cause)
     return went_stopped
 
 
 def lift(s: Session, server: Server, reason: str, at: datetime, cause: str) -> bool:
     """Lift one reason (R-LIFE-2b); when nothing holds any more the cluster starts again (R-CLU-2)."""
+    retain_before = server.retain_until
     went_active = rules.lift_reason(server, reason, at)
     if went_active:
         if server.billing_mode == "payg":
             billing_rules.open_segment(server.payg_segments, at)
         cluster_queue.request(s, server.server_id, "start", at, cause)
+    else:
+        note_destruction_date(s, server, retain_before, at, cause)
     return went_active
+
+
+def move_expiry(s: Session, server: Server, expires_at: datetime, at: datetime, cause: str) -> None:
+    """R-FREE-4, E-5: a new end for the server; one after `at` lifts `expired`, a still-past one moves
+    the retention of a server stopped as expired (and the account is told the new date, E-11)."""
+    retain_before = server.retain_until
+    if rules.move_expiry(server, expires_at, at):
+        lift(s, server, "expired", at, cause)
+    else:
+        note_destruction_date(s, server, retain_before, at, cause)
+
+
+def note_destruction_date(s: Session, server: Server, retain_before: datetime | None, at: datetime,
+                          cause: str) -> None:
+    """E-11 (R-NOTE-1): a stopped server whose destruction date appeared or changed without a stop (a
+    termination under a hold, a hold lifted, free days moving an expired server's end) is owed a
+    `stopped` notification with the strongest reason and the date, once per reason and date."""
+    notice = rules.destruction_date_notice(server, retain_before)
+    if notice is None:
+        return
+    server.stop_noted_for = notice
+    # the trigger is in the cause, as for a stop: a date told once, then another, may come back later
+    outbox.record(s, kind="stopped", account_id=server.account_id, server_id=server.server_id,
+                  cause=f"stopped#until#{notice}#{cause}", at=at,
+                  details={"reason": rules.strongest_reason(server.stop_reasons),
+                           "retain_until": fmt(server.retain_until)})
 
 
 def destroy(s: Session, server: Server, at: datetime, cause: str) -> None:

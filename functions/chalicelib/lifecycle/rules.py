@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ..domain.records import Server
-from ..timeutil import EARLIEST, LATEST, add_days, local_date, local_midnight
+from ..timeutil import EARLIEST, LATEST, add_days, local_date, local_midnight, store_key
 
 # R-LIFE-2 / R-LIFE-2b: strongest first; who may lift it; whether it starts the retention clock (R-LIFE-3).
 STOP_REASONS = {
@@ -19,7 +19,9 @@ STOP_REASONS = {
 }
 OPERATOR_REASONS = frozenset(r for r, (_, who, _) in STOP_REASONS.items() if who == "operator")
 RETENTION_DAYS = 7
-REMINDER_LEAD = timedelta(days=7)
+# E-9 (R-PAY-8, T2.2.1.2): 8 days, so a daily sweep reminds 7–8 days ahead, before the customer's own
+# deadline to pay (at least 7 days before expiry)
+REMINDER_LEAD = timedelta(days=8)
 WARNING_LEAD = timedelta(days=1)
 
 
@@ -162,10 +164,41 @@ def unstorable(server: Server) -> Optional[str]:
     return None
 
 
+def retention_end(server: Server, at: datetime) -> Optional[datetime]:
+    """E-6 (R-LIFE-3): the `retain_until` in force at business time `at`, whether or not a sweep has
+    stopped the server: an expiry the sweep has not seen yet counts from `expires_at`'s local date, as
+    the sweep would have counted it (beside any hold, E-2)."""
+    if calendar_applies(server) and server.expires_at <= at:
+        lapsed = server.model_copy(deep=True)
+        add_reason(lapsed, "expired", server.expires_at)
+        return lapsed.retain_until
+    return server.retain_until
+
+
 def retention_over(server: Server, at: datetime) -> bool:
     """E-6 (R-PAY-3, R-LIFE-3, R-PAY-4): the data is gone at `retain_until` by business time, whether
-    or not the destroying sweep has run yet."""
-    return server.state == "destroyed" or (server.retain_until is not None and at >= server.retain_until)
+    or not the destroying sweep, or the sweep that stops it, has run yet."""
+    if server.state == "destroyed":
+        return True
+    end = retention_end(server, at)
+    return end is not None and at >= end
+
+
+def stop_notice(server: Server) -> str:
+    """R-NOTE-1, E-11: what a `stopped` notification tells: the strongest reason and the destruction date."""
+    until = store_key(server.retain_until) if server.retain_until else "none"
+    return f"{strongest_reason(server.stop_reasons)}#{until}"
+
+
+def destruction_date_notice(server: Server, retain_until_before: Optional[datetime]) -> Optional[str]:
+    """E-11 (R-NOTE-1): when a stopped server's destruction date appeared or changed (a stop itself
+    notifies where it happens, R-LIFE-1), the `stop_notice` the account is owed; None when nothing is
+    owed, or when the account was last told exactly this (at most one per reason and date: a hold put
+    on and lifted the same day brings the date back unchanged)."""
+    if server.state != "stopped" or server.retain_until is None or server.retain_until == retain_until_before:
+        return None
+    notice = stop_notice(server)
+    return None if notice == server.stop_noted_for else notice
 
 
 def move_expiry(server: Server, expires_at: datetime, at: datetime) -> bool:

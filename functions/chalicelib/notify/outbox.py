@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from .. import observability
 from ..domain.records import Notification
 from ..store.session import Session
+from ..timeutil import to_local
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100
@@ -27,8 +28,11 @@ def notification_id(target: str, cause: str) -> str:
 
 def record(s: Session, *, kind: str, account_id: str, cause: str, at: datetime,
            server_id: str | None = None, details: dict | None = None) -> None:
+    """Stage one notification in the cause's transaction. Its time is kept at +08:00 (integration §7:
+    every time in a published message), whatever offset the caller's instant carries (an expiry's is
+    UTC as stored)."""
     s.add_notification(Notification(
-        target=target_of(server_id=server_id, account_id=account_id), cause=cause, kind=kind, at=at,
+        target=target_of(server_id=server_id, account_id=account_id), cause=cause, kind=kind, at=to_local(at),
         account_id=account_id, server_id=server_id, details=details or {},
     ))
 

@@ -13,6 +13,7 @@ from chalicelib.free_period.rules import (
     DENIAL_REASONS,
     MAINLAND_REGIONS,
     MAX_FREE_DAYS,
+    SERVICE_CLOSING_EVENTS,
     SERVICE_ENDING_EVENTS,
     EligibilityFacts,
     FilingEvent,
@@ -23,6 +24,7 @@ from chalicelib.free_period.rules import (
     filing_clock_start,
     free_days,
     is_working_day,
+    service_ended,
     service_ended_between,
 )
 from chalicelib.timeutil import SHANGHAI
@@ -115,8 +117,8 @@ def test_R_FREE_1_ties_keep_input_order():
     assert filing_clock_start([ev("submitted", d(0)), ev("submitted", d(2)), ev("withdrawn", d(2))]) == d(2)
 
 
-def test_R_FREE_1_approved_at_is_last_approval_or_none():
-    assert approved_at([ev("approved", d(9)), ev("submitted", d(0)), ev("approved", d(4))]) == d(9)
+def test_R_FREE_1_E_13_approved_at_is_the_first_approval_or_none():
+    assert approved_at([ev("approved", d(9)), ev("submitted", d(0)), ev("approved", d(4))]) == d(4)
     assert approved_at([ev("submitted", d(0))]) is None
 
 
@@ -283,7 +285,7 @@ ELIGIBLE = EligibilityFacts(
     billing_mode="monthly",
     region="cn-north-1",
     already_granted=False,
-    service_ended_during_filing=False,
+    service_ended=False,
     account_violation=False,
     server_violation=False,
 )
@@ -296,7 +298,7 @@ SINGLE_FAILURES = {
     "not_monthly_package": dict(billing_mode="payg"),
     "region_not_mainland": dict(region="ap-northeast-1"),
     "already_granted": dict(already_granted=True),
-    "service_ended": dict(service_ended_during_filing=True),
+    "service_ended": dict(service_ended=True),
     "violation": dict(account_violation=True),
 }
 
@@ -367,7 +369,7 @@ def test_R_FREE_2_everything_failing_gives_server_mismatch():
         billing_mode="trial",
         region="us-east-1",
         already_granted=True,
-        service_ended_during_filing=True,
+        service_ended=True,
         account_violation=True,
         server_violation=True,
     )
@@ -428,6 +430,7 @@ AWARE_CHECKS = [
     ("R-FREE-3", lambda value: due_by(value), "accepted_at"),
     ("R-FREE-2(8)", lambda value: service_ended_between([], value, d(1)), "start"),
     ("R-FREE-2(8)", lambda value: service_ended_between([], d(0), value), "end"),
+    ("E-8", lambda value: service_ended([], d(0), d(1), value), "decided_at"),
 ]
 AWARE_IDS = [f"{rule}-{field}" for rule, _, field in AWARE_CHECKS]
 
@@ -496,3 +499,25 @@ def test_R_FREE_3_is_working_day_refusal_message(value):
     """R-FREE-3: the day is a local calendar date; anything else is refused with a hint."""
     assert message_of(TypeError, lambda: is_working_day(value)) == (
         "day must be a date (use timeutil.local_date for an instant)")
+
+
+# ---------------------------------------------------------------- E-8: a service that ended early
+
+@pytest.mark.parametrize("kind, at, ended", [
+    ("terminated", d(12), True),    # after the approval, before the acceptance (d(14))
+    ("terminated", d(14), True),    # at the acceptance
+    ("terminated", d(-5), True),    # before the filing started: still an early end
+    ("destroyed", d(13), True),
+    ("terminated", d(14) + timedelta(microseconds=1), False),  # after the decision: not known then
+    ("expired", d(12), False),      # an expiry after the approval does not deny (E-5)
+    ("unsubscribed", d(12), True),
+])
+def test_E_8_a_termination_or_destruction_before_the_acceptance_ends_the_service(kind, at, ended):
+    start, approved, accepted = d(0), d(10), d(14)
+    assert service_ended([(kind, at)], start, approved, accepted) is ended
+    assert SERVICE_CLOSING_EVENTS == {"refunded", "unsubscribed", "replaced", "terminated", "destroyed"}
+
+
+def test_E_8_R_FREE_2_8_an_end_during_the_filing_still_denies():
+    assert service_ended([("expired", d(5))], d(0), d(10), d(14)) is True
+    assert service_ended([], d(0), d(10), d(14)) is False
