@@ -173,13 +173,14 @@ class Session:
         self._rows[(cls.__name__, key)] = row
 
     def filing_approvals(self, server_id: str) -> dict[str, str]:
-        """R-FREE-2 (3): approval time (store key) of each non-change filing of the server, latest per filing."""
+        """R-FREE-2 (3): approval time (store key) of each non-change filing of the server, the first per
+        filing (E-13: a later approval moves nothing; rows written before E-13 may hold several)."""
         row = self._rows.get(("ServerRow", server_id))
-        latest: dict[str, str] = {}
+        first: dict[str, str] = {}
         for entry in (row.first_filing_approvals if row is not None and row.first_filing_approvals else ()):
             filing_id, _, at = entry.rpartition("|")
-            latest[filing_id] = max(at, latest.get(filing_id, at))
-        return latest
+            first[filing_id] = min(at, first.get(filing_id, at))
+        return first
 
     def adopt_server_row(self, row: m.ServerRow) -> Server:
         """Use a row read from an index (sweeps) as if read here; the version condition catches staleness."""
