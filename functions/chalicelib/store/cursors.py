@@ -28,7 +28,10 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:  # the last character's spare bits: one cursor, one spelling
+        raise ValueError("not the canonical base64 of its bytes")
+    return raw
 
 
 def _key() -> bytes:
