@@ -348,7 +348,11 @@ def _console(name: str) -> Response:
 
 @app.route("/console", methods=["GET"])
 def console_page():
-    return _console("")
+    """Also `/console/` (API Gateway and the local gateway route a trailing slash here)."""
+    from chalicelib import console
+
+    body, headers = console.page(app.current_request.context.get("path"))
+    return Response(body=body, status_code=200, headers=headers)
 
 
 @app.route("/console/{name}", methods=["GET"])
