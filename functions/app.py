@@ -181,21 +181,25 @@ def suspend_server(server_id):
 @ops_route("/ops/servers/{server_id}/resume", methods=["POST"], content_types=["*/*"])
 @handled
 def resume_server(server_id):
+    from chalicelib.domain.limits import service_may_end_at
     from chalicelib.ops import actions, clock
 
     actor, server_id = _operator(), _path_id(server_id, "server")
     body = _body()
-    return actions.resume(server_id, _parse(actions.ResumeBody, body), clock.business_time(body.get("at")), actor)
+    return actions.resume(server_id, _parse(actions.ResumeBody, body),
+                          service_may_end_at(clock.business_time(body.get("at")), "at"), actor)
 
 
 @ops_route("/ops/servers/{server_id}/terminate", methods=["POST"], content_types=["*/*"])
 @handled
 def terminate_server(server_id):
+    from chalicelib.domain.limits import service_may_end_at
     from chalicelib.ops import actions, clock
 
     actor, server_id = _operator(), _path_id(server_id, "server")
     body = _body()
-    return actions.terminate(server_id, _parse(actions.TerminateBody, body), clock.business_time(body.get("at")), actor)
+    return actions.terminate(server_id, _parse(actions.TerminateBody, body),
+                             service_may_end_at(clock.business_time(body.get("at")), "at"), actor)
 
 
 @ops_route("/ops/accounts/{account_id}/violation", methods=["POST"], content_types=["*/*"])
@@ -236,11 +240,12 @@ def run_expiry_sweep():
 def run_metering():
     from chalicelib.ops import clock, runs
 
+    from chalicelib.domain.limits import service_may_end_at
     from chalicelib.ops.schemas import SweepBody
 
     actor, body = _operator(), _body()
     _parse(SweepBody, body)
-    return runs.metering(clock.business_time(body.get("now"), "now"), actor)
+    return runs.metering(service_may_end_at(clock.business_time(body.get("now"), "now"), "now"), actor)
 
 
 @ops_route("/ops/cluster-actions/drain", methods=["POST"], content_types=["*/*"])
@@ -353,7 +358,11 @@ def _console(name: str) -> Response:
 
 @app.route("/console", methods=["GET"])
 def console_page():
-    return _console("")
+    """Also `/console/` (API Gateway and the local gateway route a trailing slash here)."""
+    from chalicelib import console
+
+    body, headers = console.page(app.current_request.context.get("path"))
+    return Response(body=body, status_code=200, headers=headers)
 
 
 @app.route("/console/{name}", methods=["GET"])

@@ -311,3 +311,28 @@ def test_R_CLU_4_dead_letter_replayed_from_the_list(browser, stack):
     assert text_of(browser, "#f-stop-reason") == "expired"
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#server-actions tbody tr td")]
     assert cells[1:4] == ["stop", "failed", "1"] and cells[4].startswith("no kubeconfig for server srv-dead")
+
+
+def test_console_at_a_trailing_slash_loads_and_a_malformed_link_says_so(browser, stack):
+    """Issue 17: at `/console/` the page's relative script and style resolved under `/console/console/`,
+    which nothing serves (403 in API Gateway): a blank page. Now both load there. A `#/server/%E0%A4%A`
+    link (malformed percent-encoding) made decodeURIComponent throw and left the previous page on screen;
+    now the page is replaced by a message naming the link (no script error: see `no_script_errors`)."""
+    open_console(browser, stack)  # signs in; the token stays in the tab
+    browser.get(stack.api + "/console/#/server/srv-exp")
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "server-id"), "srv-exp"))
+    assert browser.execute_script("return getComputedStyle(document.body).backgroundColor") == "rgb(246, 247, 249)"
+    assert browser.execute_script("return [...document.scripts].map((s) => s.src)") == [
+        stack.api + "/console/console.js"]
+    expected = ('This link names no server: "%E0%A4%A" is not a valid percent-encoded id. '
+                "Open a server by its id above, or go back to Today.")
+    browser.get(stack.api + "/console/#/server/%E0%A4%A")  # only the hash changes: the server page was on screen
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "message"), expected))
+    assert not browser.find_element(By.ID, "page-server").is_displayed()
+    assert browser.find_element(By.ID, "nav").is_displayed()
+    browser.refresh()  # the same link opened afresh
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "message"), expected))
+    assert [browser.find_element(By.ID, page).is_displayed() for page in ("page-lists", "page-server")] == [False, False]
+    browser.get(stack.api + "/console/#/account/acc-console")  # a good link afterwards clears the message
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "account-id"), "acc-console"))
+    assert not browser.find_element(By.ID, "message").is_displayed()

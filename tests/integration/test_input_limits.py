@@ -233,3 +233,68 @@ def test_crossing_zero_twice_at_one_instant_applies_both_changes(priced):
     assert [n["kind"] for n in account["notifications"]] == ["arrears", "arrears"]
     view = priced.server("srv-p")
     assert (view["state"], view["stop_reason"]) == ("stopped", "terminated")
+
+
+def payg_order(paid_at: str, amount: int = 0, server_id="srv-p", account_id="acc-p", order_id="ord-p") -> dict:
+    return order_paid(order_id, account_id, server_id, "new", paid_at, amount, billing_mode="payg", plan_id="std",
+                      region="cn-north-1")
+
+
+@pytest.mark.parametrize("paid_at", ["2199-12-31T20:00:00+08:00", "2199-12-25T00:00:00+08:00"])
+def test_a_payg_order_whose_arrears_retention_would_leave_the_range_is_400(priced, paid_at):
+    """integration §6: a payg server's hours run from paid_at, and arrears at any metering from then stops it
+    with a retention to 00:00 of the 8th local day (R-PAY-7, R-LIFE-3). From 2199-12-25 (Asia/Shanghai) that
+    is 2200-01-02 or later, which the system cannot store: refused when it arrives, naming the field.
+    Before, it was accepted and every metering run then counted an error while the server kept running."""
+    status, body = priced.pay("order.paid", payg_order(paid_at))
+    assert (status, body["error"]["code"], body["error"]["fields"]) == (400, "invalid_payload", ["data.paid_at"])
+    nothing_stored(priced, "srv-p", "acc-p")
+
+
+def test_the_last_payg_start_is_accepted_and_its_arrears_are_stored(priced):
+    """Paid 2199-12-24 23:00 (+08:00), metered at 23:59: one hour (20 fen) → balance -20 → stopped for arrears,
+    retained to 2200-01-01T00:00+08:00 (2199-12-31T16:00Z, inside the range); the run counts no error."""
+    assert priced.pay("order.paid", payg_order("2199-12-24T23:00:00+08:00"))[0] == 200
+    run = priced.meter("2199-12-24T23:59:59+08:00")
+    assert (run["hours"], run["errors"]) == (1, 0), run
+    view = priced.server("srv-p")
+    assert (view["state"], view["stop_reason"], view["retain_until"]) == ("stopped", "arrears", "2200-01-01T00:00:00+08:00")
+    assert (priced.account("acc-p")["balance"], priced.account("acc-p")["in_arrears"]) == (-20, True)
+
+
+def test_a_metering_run_whose_arrears_retention_would_leave_the_range_is_400_and_charges_nothing(priced):
+    assert priced.pay("order.paid", payg_order("2199-12-24T20:00:00+08:00"))[0] == 200
+    status, body = priced.ops("POST", "/ops/sweeps/metering", {"now": "2199-12-25T00:00:00+08:00"})
+    assert (status, body["error"]["code"], body["error"]["fields"]) == (400, "invalid_payload", ["now"])
+    account = priced.account("acc-p")
+    assert (account["balance"], [row["kind"] for row in account["ledger"]]) == (0, ["order_paid"])
+    assert priced.server("srv-p")["state"] == "active"
+
+
+def test_balance_changes_whose_arrears_retention_would_leave_the_range_are_400_and_change_nothing(priced):
+    """A top-up or a refund changes the balance at its time (R-PAY-7: servers stop or start from it), so the
+    same bound applies to topped_up_at and refunded_at."""
+    status, body = priced.pay("account.topped_up", {"account_id": "acc-t", "amount": 100,
+                                                    "topped_up_at": "2199-12-25T00:00:00+08:00"})
+    assert (status, body["error"]["fields"]) == (400, ["data.topped_up_at"])
+    assert priced.ops("GET", "/ops/accounts/acc-t")[0] == 404
+    assert priced.pay("order.paid", payg_order("2199-12-20T10:00:00+08:00", amount=500))[0] == 200
+    before = priced.account("acc-p")
+    status, body = priced.pay("order.refunded", {"order_id": "ord-p", "account_id": "acc-p", "server_id": "srv-p",
+                                                 "amount": 500, "refunded_at": "2199-12-28T10:00:00+08:00"})
+    assert (status, body["error"]["fields"]) == (400, ["data.refunded_at"])
+    assert priced.account("acc-p") == before
+    status, body = priced.pay("account.topped_up", {"account_id": "acc-p", "amount": 100,
+                                                    "topped_up_at": "2199-12-24T23:59:59+08:00"})
+    assert (status, body["outcome"]["account"]["balance"]) == (200, 600)
+
+
+@pytest.mark.parametrize("action, body", [("terminate", {"reason": "breach"}), ("resume", {})])
+def test_an_operator_time_from_which_a_retention_would_leave_the_range_is_400_naming_at(priced, action, body):
+    """A termination, or a hold lifted from an expired server, starts the retention at `at` (R-LIFE-3, E-1)."""
+    priced.buy_monthly("srv-1", "2199-10-01T10:00:00+08:00")  # expires 2199-11-01
+    assert priced.ops("POST", "/ops/servers/srv-1/suspend", {"reason": "violation", "at": "2199-10-02T00:00:00+08:00"})[0] == 200
+    before = priced.server("srv-1")
+    status, answer = priced.ops("POST", f"/ops/servers/srv-1/{action}", {**body, "at": "2199-12-25T00:00:00+08:00"})
+    assert (status, answer["error"]["code"], answer["error"]["fields"]) == (400, "invalid_payload", ["at"])
+    assert priced.server("srv-1") == before

@@ -213,7 +213,10 @@ def test_console_is_served_with_content_types_and_a_strict_csp(api):
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp
     html = page.body.decode()
-    assert 'src="console/console.js"' in html and 'href="console/console.css"' in html
+    assert 'src="/console/console.js"' in html and 'href="/console/console.css"' in html
+    # issue 17: asked with a trailing slash, the same page names the same files (relative names resolved
+    # under /console/console/, which nothing serves)
+    assert api.client.http.get("/console/").body.decode() == html
     script = api.client.http.get("/console/console.js")
     assert (script.status_code, script.headers["Content-Type"]) == (200, "text/javascript; charset=utf-8")
     style = api.client.http.get("/console/console.css")
@@ -222,6 +225,19 @@ def test_console_is_served_with_content_types_and_a_strict_csp(api):
     assert (missing.status_code, json.loads(missing.body)["error"]["code"]) == (404, "not_found")
     for body in (html, script.body.decode(), style.body.decode()):
         assert "http://" not in body and "https://" not in body and "//" + "cdn" not in body
+
+
+@pytest.mark.parametrize("asked, prefix", [
+    ("/api/console", "/api/"), ("/api/console/", "/api/"), ("/v1/billing/console/", "/v1/billing/"),
+    ("/console", "/"), (None, ""), ("/api/console/x", ""), ('/a"b/console', ""),
+])
+def test_the_console_page_names_its_files_from_the_path_it_was_asked_at(asked, prefix):
+    """In AWS the page is under the stage (or a custom domain's base path); a path of another form keeps
+    the relative names (and nothing from the path that is not a plain segment reaches the HTML)."""
+    from chalicelib import console
+
+    html = console.page(asked)[0]
+    assert f'src="{prefix}console/console.js"' in html and f'href="{prefix}console/console.css"' in html
 
 
 def test_list_answers_validate_against_the_openapi_document(priced):

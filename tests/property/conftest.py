@@ -1,2 +1,2 @@
 """The integration harness (moto over HTTP, the app through `chalice.test.Client`) for the property tests."""
-from tests.integration.conftest import api, aws, emulator  # noqa: F401
+from tests.integration.conftest import api, aws, emulator, priced  # noqa: F401

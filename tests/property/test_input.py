@@ -16,7 +16,6 @@ import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
-import pytest
 from hypothesis import example, HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -50,12 +49,6 @@ def new_order_data(**ids) -> dict:
     ids = {"order_id": fresh("ord"), "account_id": fresh("acc"), "server_id": fresh("srv"), "plan_id": "std", **ids}
     return order_paid(ids["order_id"], ids["account_id"], ids["server_id"], "new", "2026-01-01T10:00:00+08:00", 10000,
                       billing_mode="monthly", plan_id=ids["plan_id"], region="cn-north-1", months=1)
-
-
-@pytest.fixture
-def priced(api):
-    api.plan("std", 10000, 20)
-    return api
 
 
 def status_of(api, method: str, path: str, body: dict | str | None = None) -> tuple[int, dict | None]:

@@ -1,10 +1,13 @@
-"""integration §6 "Identifiers and limits", the pure parts: the id alphabet, JSON nesting depth."""
+"""integration §6 "Identifiers and limits", the pure parts: the id alphabet, JSON nesting depth, the latest
+time from which a service may end."""
 from __future__ import annotations
+
+from datetime import datetime
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from chalicelib.domain.limits import MAX_DEPTH, depth, loads_object
+from chalicelib.domain.limits import MAX_DEPTH, depth, loads_object, service_may_end_at
 from chalicelib.domain.types import Id, is_id
 from chalicelib.errors import InvalidPayload
 
@@ -39,3 +42,22 @@ def test_CONTRACT_6_bodies_nested_past_the_limit_are_invalid_payload():
         with pytest.raises(InvalidPayload) as raised:
             loads_object(text)
         assert raised.value.fields == ["body"]
+
+
+@pytest.mark.parametrize("at, ok", [
+    ("2199-12-24T23:59:59.999999+08:00", True),   # retention to 2200-01-01T00:00+08:00 = 2199-12-31T16:00Z
+    ("2199-12-24T15:59:59+00:00", True),          # the same local day, written in UTC
+    ("2199-12-25T00:00:00+08:00", False),         # retention to 2200-01-02T00:00+08:00
+    ("2199-12-24T16:00:00+00:00", False),         # that instant in UTC
+    ("2199-12-31T20:00:00+08:00", False),         # the payg order of issue 17
+    ("2000-01-01T00:00:00+00:00", True),
+])
+def test_CONTRACT_6_a_time_from_which_a_service_may_end_leaves_its_retention_storable(at, ok):
+    """R-LIFE-3: kept through the 7th local day after the end; the retention must end before 2200-01-01T00:00Z."""
+    value = datetime.fromisoformat(at)
+    if ok:
+        assert service_may_end_at(value, "data.paid_at") == value
+    else:
+        with pytest.raises(InvalidPayload) as caught:
+            service_may_end_at(value, "data.paid_at")
+        assert caught.value.fields == ["data.paid_at"]

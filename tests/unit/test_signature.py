@@ -98,3 +98,22 @@ def test_one_valid_v1_among_several_is_enough(entries):
     """integration §1: several v1= entries may be sent; one valid entry is enough, wherever it stands."""
     header = ",".join(["t=1800000000"] + [f"v1={entry}" for entry in entries])
     signature.verify(header, BODY, ("s", "old"), 1_800_000_000)
+
+
+# integration §7: a v1 that is not 64 hexadecimal characters is 401 invalid_signature, never a fault
+# (hmac.compare_digest raises TypeError on non-ASCII text, which was a 500).
+@pytest.mark.parametrize("v1", ["é", "", " ", GOOD[:63], GOOD + "0", GOOD[:63] + "g", GOOD[:63] + "é",
+                                "٣" * 64, "ａ" * 64, "\x00" * 64, GOOD[:62] + "\u212a\u212a", "0x" + GOOD[:62]])
+def test_a_v1_that_is_not_64_hex_characters_is_invalid_signature(v1):
+    with pytest.raises(InvalidSignature) as caught:
+        signature.verify(f"t=1800000000,v1={v1}", BODY, ("s",), 1_800_000_000)
+    assert caught.value.message == "no v1 signature matches"
+
+
+@pytest.mark.parametrize("malformed", ["é", "", "zz", GOOD[:63], "٣" * 64])
+def test_a_malformed_v1_beside_a_valid_one_is_ignored(malformed):
+    """integration §1: one valid entry is enough, so a malformed entry beside it is dropped (it can match
+    nothing), in either order; the same malformed entry alone is refused (previous test)."""
+    for entries in ([malformed, GOOD], [GOOD, malformed]):
+        header = ",".join(["t=1800000000"] + [f"v1={entry}" for entry in entries])
+        signature.verify(header, BODY, ("s",), 1_800_000_000)

@@ -487,13 +487,25 @@
     route();
   }
 
+  /** The id a `#/server/<id>` or `#/account/<id>` link names, or null when its percent-encoding is
+   *  malformed (decodeURIComponent throws on "%E0%A4%A"). */
+  function linkedId(encoded) {
+    try { return decodeURIComponent(encoded); } catch (e) { return null; }
+  }
+
   function route() {
     if (!token()) { signOut(); return; }
-    const hash = location.hash;
-    let match;
-    if ((match = /^#\/server\/(.+)$/.exec(hash))) showServer(decodeURIComponent(match[1]));
-    else if ((match = /^#\/account\/(.+)$/.exec(hash))) showAccount(decodeURIComponent(match[1]));
-    else showLists();
+    const match = /^#\/(server|account)\/(.+)$/.exec(location.hash);
+    if (!match) { showLists(); return; }
+    const id = linkedId(match[2]);
+    if (id === null) {
+      show(null);  // not the previous page: it would look like the one the link names
+      say(`This link names no ${match[1]}: "${match[2]}" is not a valid percent-encoded id. ` +
+          `Open a ${match[1]} by its id above, or go back to Today.`, true);
+      return;
+    }
+    if (match[1] === "server") showServer(id);
+    else showAccount(id);
   }
 
   function onHashChange() {

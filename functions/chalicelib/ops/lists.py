@@ -2,13 +2,11 @@
 of a sparse index out, with an opaque cursor to the next page."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from datetime import datetime, timedelta
 
 from ..errors import InvalidPayload, NotFound
+from ..store import cursors
 from ..store import lists as index
 from ..store import models as m
 from ..timeutil import fmt, from_store_key, local_date, local_midnight, store_key, to_local
@@ -28,34 +26,28 @@ def _int(params: dict, name: str, default: int | None, low: int, high: int) -> i
     return int(text)
 
 
-def encode_cursor(name: str, after: str, upto: str) -> str:
-    raw = json.dumps({"list": name, "after": after, "upto": upto}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(scope: str, after: str, upto: str) -> str:
+    return cursors.seal(f"list|{scope}", [after, upto])
 
 
-def decode_cursor(name: str, cursor: str | None) -> tuple[str | None, str | None]:
+def decode_cursor(scope: str, cursor: str | None) -> tuple[str | None, str | None]:
     """(after, upto) of a cursor this list gave out; (None, None) for the first page. A cursor keeps the
-    bound of its first page, so a list read page by page does not shift while the clock moves."""
+    bound of its first page, so a list read page by page does not shift while the clock moves. Sealed
+    (store/cursors.py): a cursor of another list, or one not issued here, is 400 naming `cursor`."""
     if cursor is None:
         return None, None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after, upto = value["after"], value["upto"]
-        # keys go back to DynamoDB: text it can compare (UTF-8, within its 1024-byte key limit), in order
-        if value["list"] == name and 0 < len(after.encode()) < 1000 and 0 < len(upto.encode()) < 1000 \
-                and after.encode() < upto.encode():
-            return after, upto
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeError, binascii.Error):
-        pass
-    raise InvalidPayload(f"cursor is not one that the {name} list gave out", ["cursor"])
+    after, upto = cursors.unseal(cursor, f"list|{scope}", 2, "cursor",
+                                 f"cursor is not one that the {scope.split('|')[0]} list gave out")
+    return after, upto
 
 
-def _paged(name: str, params: dict, idx, range_attr, hash_keys: list[str], upto: str, item) -> dict:
+def _paged(scope: str, params: dict, idx, range_attr, hash_keys: list[str], upto: str, item) -> dict:
+    """One page; `scope` names the list (and for grants its month, whose shards the cursor walks)."""
     limit = _int(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    after, cursor_upto = decode_cursor(name, params.get("cursor"))
+    after, cursor_upto = decode_cursor(scope, params.get("cursor"))
     upto = cursor_upto or upto
     rows, last = index.page(idx, range_attr, hash_keys, after, upto, limit)
-    return {"items": [item(r) for r in rows], "next": encode_cursor(name, last, upto) if last else None}
+    return {"items": [item(r) for r in rows], "next": encode_cursor(scope, last, upto) if last else None}
 
 
 def _time_of(key: str) -> str:
@@ -112,7 +104,7 @@ def grants(params: dict, now: datetime) -> dict:
         fp = row.doc.get("free_period") or {}
         return {"server_id": row.server_id, "account_id": row.account_id, "days": fp.get("days"),
                 "granted_at": _time_of(row.grant_key), "ticket_id": fp.get("ticket_id")}
-    answer = _paged("grants", params, m.ServerRow.by_grant, m.ServerRow.grant_key, index.shards(f"{month}#"),
+    answer = _paged(f"grants|{month}", params, m.ServerRow.by_grant, m.ServerRow.grant_key, index.shards(f"{month}#"),
                     index.upper_bound(None), item)
     return {**answer, "month": month}
 

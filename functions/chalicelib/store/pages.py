@@ -3,13 +3,12 @@ servers): one bounded query per page whatever the history's length, and an opaqu
 oldest entry shown, from which the next page goes further back (integration §6 "Volume")."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidPayload
+from . import cursors
 from . import models as m
 from .session import ensure_configured
 
@@ -41,20 +40,16 @@ CLUSTER_ACTIONS = History("cluster_actions", m.ClusterActionRow, None, ("server_
 AUDIT = History("audit", m.AuditRow, None, ("target", "audit_key"))
 
 
-def _encode(name: str, values: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps([name, *values], separators=(",", ":")).encode()).decode().rstrip("=")
+def _scope(history: History | str, owner: str) -> str:
+    """Which list of which record a cursor belongs to; the two ledgers share a name, not an index."""
+    if isinstance(history, str):
+        return f"{history}||{owner}"
+    return f"{history.name}|{history.index or ''}|{owner}"
 
 
-def _decode(cursor: str, name: str, owner: str, size: int) -> list[str]:
+def _decode(cursor: str, history: History | str, owner: str, size: int) -> list[str]:
     """A cursor this list handed out for this owner, or 400 naming `before`."""
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        value = None
-    if (not isinstance(value, list) or len(value) != size + 1 or value[0] != name
-            or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in value[1:]) or value[1] != owner):
-        raise InvalidPayload("before is not a cursor of this list", ["before"])
-    return value[1:]
+    return cursors.unseal(cursor, _scope(history, owner), size, "before", "before is not a cursor of this list")
 
 
 def page(history: History, owner: str, before: str | None = None) -> tuple[list[Any], str | None]:
@@ -63,12 +58,12 @@ def page(history: History, owner: str, before: str | None = None) -> tuple[list[
     ensure_configured()
     start = None
     if before is not None:
-        values = _decode(before, history.name, owner, len(history.key_names))
+        values = _decode(before, history, owner, len(history.key_names))
         start = {k: {"S": v} for k, v in zip(history.key_names, values)}
     rows = list(history.query(owner, start))
     older = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    cursor = _encode(history.name, [getattr(rows[-1], k) for k in history.key_names]) if older else None
+    cursor = cursors.seal(_scope(history, owner), [getattr(rows[-1], k) for k in history.key_names]) if older else None
     return rows[::-1], cursor
 
 
@@ -76,9 +71,10 @@ def page_of_list(name: str, owner: str, values: list[str], before: str | None = 
     """The same paging over an append-only list already in memory (an account's server ids)."""
     end = len(values)
     if before is not None:
-        text = _decode(before, name, owner, 2)[1]
-        if not text.isdigit() or int(text) > end:
+        text = _decode(before, name, owner, 1)[0]
+        # sealed, so issued here; still never read past the list (ASCII digits only: "٣".isdigit() holds)
+        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) > end:
             raise InvalidPayload("before is not a cursor of this list", ["before"])
         end = int(text)
     start = max(0, end - PAGE_SIZE)
-    return values[start:end], _encode(name, [owner, str(start)]) if start > 0 else None
+    return values[start:end], cursors.seal(_scope(name, owner), [str(start)]) if start > 0 else None

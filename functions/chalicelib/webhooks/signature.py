@@ -12,6 +12,8 @@ TOLERANCE_SECONDS = 300
 # `t` is plain ASCII digits without leading zeros: int() alone would also take "017…", "+17…", " 17…",
 # "1_7…" and other scripts' digits, so one signed time could be written several ways.
 _UNIX_TIME = re.compile(r"0|[1-9][0-9]{0,11}")
+# integration §7: a v1 is 64 hexadecimal ASCII characters (explicit ranges: no other script's digits)
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -40,10 +42,14 @@ def _parse(header: str | None) -> tuple[int, list[str]]:
 def verify(header: str | None, body: bytes, secrets: tuple[str, ...], now_unix: float) -> None:
     """Raise InvalidSignature unless some v1 matches some secret; then StaleSignature if t is off by > 300 s."""
     timestamp, candidates = _parse(header)
+    # A v1 that is not 64 hex characters can match nothing (and compare_digest raises on non-ASCII text),
+    # so it is dropped, not refused on its own: one valid entry is enough (§1), and a sender may list an
+    # entry of another form beside a good one. With no well-formed entry left, nothing matches: 401.
+    digests = [c for c in candidates if _HEX_DIGEST.fullmatch(c)]
     matched = False
     for secret in secrets:
         expected = sign(secret, timestamp, body)
-        for candidate in candidates:
+        for candidate in digests:
             # compare_digest on every pair: no early exit that would leak which one matched
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
