@@ -39,7 +39,7 @@ class _Held:
     secret_id: str
     value: dict[str, tuple[str, ...]]
     read_at: float
-    retry_at: float  # read_at + TTL_SECONDS, or RETRY_SECONDS after a failed refresh
+    retry_at: float  # read_at + TTL_SECONDS; after a failed refresh, RETRY_SECONDS later (within the hour)
 
 
 _lock = threading.Lock()
@@ -97,7 +97,7 @@ def _load(secret_id: str, attempts_seen: int) -> dict[str, tuple[str, ...]]:
             observability.secrets_unavailable(exc, None)
             raise SecretsUnavailable(f"Secrets Manager secret {secret_id} could not be read") from exc
         observability.secrets_unavailable(exc, age)
-        _held = replace(held, retry_at=now + RETRY_SECONDS)
+        _held = replace(held, retry_at=min(now + RETRY_SECONDS, held.read_at + STALE_SECONDS))
         return held.value
     _held, _last_error = _Held(secret_id, value, now, now + TTL_SECONDS), None
     return value
