@@ -66,8 +66,8 @@ def first_requests(env: dict, account: str, prefix: list[str] | None) -> dict:
 def assert_both_answered(result: dict, account: str) -> None:
     """The signed top-up is processed (R-PAY-7: +12 345 fen) and the operator `eve` reads the account."""
     [(webhook_status, webhook), (view_status, view)] = result["answers"]
-    assert (webhook_status, webhook["result"]) == (200, "processed"), webhook
-    assert (view_status, view["account_id"], view["balance"]) == (200, account, 12345), view
+    assert (webhook_status, webhook.get("result")) == (200, "processed"), webhook
+    assert (view_status, view.get("account_id"), view.get("balance")) == (200, account, 12345), view
 
 
 def test_contract_7_a_fresh_process_authenticates_its_first_webhook_and_ops_call(secrets_in_secrets_manager):
