@@ -193,3 +193,62 @@ def answer_with(monkeypatch, document: str) -> None:
             return {"SecretString": document}
 
     monkeypatch.setattr(aws, "client", lambda service: Client())
+
+
+class WatchedLock:
+    """The cache's lock, saying when a thread starts waiting for it."""
+
+    def __init__(self):
+        self._lock, self.waiting = threading.Lock(), threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self._lock.acquire(blocking=False):
+            return True
+        if not blocking:
+            return False
+        self.waiting.set()
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self):
+        self.acquire()
+
+    def __exit__(self, *_):
+        self.release()
+
+
+def test_a_thread_that_waited_for_a_failed_first_read_fails_with_it_without_reading_again(
+        secrets, monkeypatch, capfd):
+    """A first read in progress, a second thread waiting for it; the read fails: both requests fail with
+    SecretsUnavailable, Secrets Manager was asked once, and the failure is counted once."""
+    lock, reading, release = WatchedLock(), threading.Event(), threading.Event()
+    fake = FakeSecretsManager(ConnectionError("endpoint unreachable"))
+
+    def slow_read(secret_id):
+        reading.set()
+        release.wait(timeout=60)
+        return fake(secret_id)
+
+    monkeypatch.setattr(secrets, "_lock", lock)
+    monkeypatch.setattr(secrets, "_read", slow_read)
+    capfd.readouterr()
+    failures = []
+
+    def ask():
+        try:
+            secrets.payment_secrets()
+        except secrets.SecretsUnavailable as exc:
+            failures.append(type(exc.__cause__).__name__)
+
+    first, second = threading.Thread(target=ask), threading.Thread(target=ask)
+    first.start()
+    assert reading.wait(timeout=60)
+    second.start()
+    assert lock.waiting.wait(timeout=60)
+    release.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert (failures, fake.reads) == (["ConnectionError", "ConnectionError"], 1)
+    assert emf_counts(capfd) == Counter({"SecretsUnavailable": 1})

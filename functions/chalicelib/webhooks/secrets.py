@@ -44,7 +44,7 @@ class _Held:
 
 _lock = threading.Lock()
 _held: _Held | None = None
-_attempts = 0  # reads tried, so a thread that waited for a failed read fails with it instead of repeating it
+_attempts = 0  # reads finished, so a thread that waited for a failed read fails with it instead of repeating it
 _last_error: Exception | None = None
 
 
@@ -87,11 +87,10 @@ def _load(secret_id: str, attempts_seen: int) -> dict[str, tuple[str, ...]]:
         return held.value
     if _attempts != attempts_seen and _last_error is not None:
         raise SecretsUnavailable(f"Secrets Manager secret {secret_id} could not be read") from _last_error
-    _attempts += 1
     try:
         value = _read(secret_id)
     except Exception as exc:  # noqa: BLE001 - any failure to read it is handled the same way
-        _last_error = exc
+        _attempts, _last_error = _attempts + 1, exc
         age = None if held is None else now - held.read_at
         if age is None or age > STALE_SECONDS:
             observability.secrets_unavailable(exc, None)
@@ -99,7 +98,7 @@ def _load(secret_id: str, attempts_seen: int) -> dict[str, tuple[str, ...]]:
         observability.secrets_unavailable(exc, age)
         _held = replace(held, retry_at=min(now + RETRY_SECONDS, held.read_at + STALE_SECONDS))
         return held.value
-    _held, _last_error = _Held(secret_id, value, now, now + TTL_SECONDS), None
+    _held, _attempts, _last_error = _Held(secret_id, value, now, now + TTL_SECONDS), _attempts + 1, None
     return value
 
 
