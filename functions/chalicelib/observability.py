@@ -14,14 +14,25 @@ import functools
 import json
 import logging
 import sys
+import threading
+from collections import Counter
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Iterator
 
 from .errors import ConcurrentUpdate
 
 NAMESPACE = "K8sBilling"
 SERVICE = "k8s-billing"
-_tools: dict = {}
+
+# Shared on purpose, set up once: the Powertools logger and the names imported with it (a tuple, published
+# whole under the lock, so a reader sees none of it or all of it).
+_tools: tuple | None = None
+_setup = threading.Lock()
+# One lock for every line written to stdout, so a log line and an EMF object never interleave.
+_output = threading.RLock()
+# The counts of the invocation running in this thread (None outside one); never shared between requests.
+_counts: ContextVar[Counter | None] = ContextVar("counts", default=None)
 
 
 def _stdout():
@@ -31,14 +42,19 @@ def _stdout():
 
 
 def _write(obj: dict) -> None:
-    stream = _stdout()
-    stream.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
-    stream.flush()
+    line = json.dumps(obj, separators=(",", ":"), default=str) + "\n"
+    with _output:
+        stream = _stdout()
+        stream.write(line)
+        stream.flush()
 
 
 class _ProcessStdout(logging.StreamHandler):
     def __init__(self) -> None:
         super().__init__(_stdout())
+
+    def createLock(self) -> None:
+        self.lock = _output
 
     @property
     def stream(self):
@@ -50,20 +66,33 @@ class _ProcessStdout(logging.StreamHandler):
 
 
 def _powertools() -> tuple:
-    if not _tools:
-        from aws_lambda_powertools import Logger, Metrics
+    """(logger, MetricUnit, the EMF provider class, is_metrics_disabled), set up by the first caller. The
+    local server's first requests arrive together: two set-ups at once stripped each other's handlers and
+    met half-imported Powertools modules, so one thread does it while the others wait."""
+    global _tools
+    if _tools is None:
+        with _setup:
+            if _tools is None:
+                _tools = _set_up()
+    return _tools
 
-        handler = _ProcessStdout()
-        logger = Logger(service=SERVICE, logger_handler=handler)
-        # The Chalice app log is the logger of the same name: keep only the JSON handler on it, and give the
-        # services' loggers the same handler (and so the same formatter and keys).
-        for other in [h for h in logger._logger.handlers if h is not handler]:
-            logger._logger.removeHandler(other)
-        library = logging.getLogger("chalicelib")
-        library.handlers, library.propagate = [handler], False
-        library.setLevel(logging.INFO)
-        _tools.update(logger=logger, metrics=Metrics(namespace=NAMESPACE, service=SERVICE))
-    return _tools["logger"], _tools["metrics"]
+
+def _set_up() -> tuple:
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    handler = _ProcessStdout()
+    logger = Logger(service=SERVICE, logger_handler=handler)
+    # The Chalice app log is the logger of the same name: keep only the JSON handler on it, and give the
+    # services' loggers the same handler (and so the same formatter and keys).
+    for other in [h for h in logger._logger.handlers if h is not handler]:
+        logger._logger.removeHandler(other)
+    library = logging.getLogger("chalicelib")
+    library.handlers, library.propagate = [handler], False
+    library.setLevel(logging.INFO)
+    return logger, MetricUnit, AmazonCloudWatchEMFProvider, is_metrics_disabled
 
 
 def log() -> logging.Logger:
@@ -77,50 +106,47 @@ def bind(**keys) -> None:
 
 
 def count(name: str, value: int = 1) -> None:
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    _powertools()[1].add_metric(name=name, unit=MetricUnit.Count, value=value)
+    """Add to this invocation's counts (flushed when it ends); outside an invocation, written at once."""
+    counts = _counts.get()
+    if counts is None:
+        _publish({name: value})
+    else:
+        counts[name] += value
 
 
 def count_by(name: str, value: int = 1, **dimensions: str) -> None:
     """A count with its own dimensions (e.g. the error code), written at once as its own EMF object."""
-    _powertools()
-    from aws_lambda_powertools.metrics import MetricUnit
-    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
-
-    single = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
-    single.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for key, dim in dimensions.items():
-        single.add_dimension(name=key, value=str(dim))
-    _publish(single)
+    _publish({name: value}, dimensions)
 
 
-def flush() -> None:
-    """Write the collected counts as one EMF object (CloudWatch turns it into metrics); none, nothing."""
-    if _tools and _tools["metrics"].metric_set:
-        _publish(_tools["metrics"])
-
-
-def _publish(metrics) -> None:
-    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-
-    if not is_metrics_disabled():
-        _write(metrics.serialize_metric_set())
-    metrics.clear_metrics()
+def _publish(counts: dict, dimensions: dict | None = None) -> None:
+    """One EMF object: every count summed to one value (CloudWatch turns each into a metric)."""
+    _, unit, provider, is_metrics_disabled = _powertools()
+    if not counts or is_metrics_disabled():
+        return
+    emf = provider(namespace=NAMESPACE, service=SERVICE)
+    for name, value in counts.items():
+        emf.add_metric(name=name, unit=unit.Count, value=value)
+    for key, dim in (dimensions or {}).items():
+        emf.add_dimension(name=key, value=str(dim))
+    _write(emf.serialize_metric_set())
 
 
 @contextmanager
 def invocation(event=None) -> Iterator[None]:
-    """One Lambda invocation (or one local request): fresh keys, counts flushed at the end. Powertools is set
-    up here at the latest, so even an unexpected failure's line is JSON."""
+    """One Lambda invocation (or one local request): fresh keys and counts of its own, the counts written
+    when it ends. Powertools is set up here at the latest, so even an unexpected failure's line is JSON."""
     log().thread_safe_clear_keys()
     context = getattr(event, "context", None) or getattr(event, "lambda_context", None)
     if context is not None and getattr(context, "aws_request_id", None):
         bind(request_id=context.aws_request_id)
+    token = _counts.set(Counter())
     try:
         yield
     finally:
-        flush()
+        counts = _counts.get()
+        _counts.reset(token)
+        _publish(counts)
 
 
 # ---- the counts an on-call engineer graphs and alarms on ---------------------------------------------
@@ -181,3 +207,13 @@ def notifications_recorded(n: int) -> None:
 
 def notification_sent(sent: bool) -> None:
     count("NotificationsSent" if sent else "NotificationsPublishFailed")
+
+
+def secrets_unavailable(error: Exception, last_good_age: float | None) -> None:
+    """Secrets Manager could not give the webhook secrets and ops tokens: with `last_good_age` (seconds) the
+    last good value still answers, without it the request fails."""
+    count("SecretsUnavailable")
+    log().warning("secrets unavailable", extra={
+        "error": f"{type(error).__name__}: {str(error)[:300]}",
+        "serving": "last good value" if last_good_age is not None else "nothing",
+        "last_good_age_seconds": None if last_good_age is None else round(last_good_age)})

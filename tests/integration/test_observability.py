@@ -4,9 +4,13 @@ embedded-metric (EMF) objects it prints, in the namespace and dimensions the ala
 from __future__ import annotations
 
 import json
+import logging
+import sys
+import threading
 from collections import Counter
 
 import pytest
+import requests
 
 from tests import support
 
@@ -143,3 +147,111 @@ def test_R_PAY_6_the_scheduled_metering_function_flushes_its_counts(plans, capfd
     [line] = [line for line in logs(objects, "metering run finished") if line["summary"]["hours"]]
     assert (line["run_id"], line["summary"]["hours"]) == ("sweep:metering:2025-12-31T17:30:00.000000Z", 2)
     assert line["shard"] == line["summary"]["shard"]
+
+
+def fresh_observability() -> None:
+    """observability as a new process has it: Powertools not set up, the app's logger never configured (two
+    set-ups in one process were the fault: the second found the logger configured, added no handler, and
+    removed the first's)."""
+    from aws_lambda_powertools.logging.constants import LOGGER_ATTRIBUTE_PRECONFIGURED
+
+    from chalicelib import observability
+
+    logger = logging.getLogger(SERVICE)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    if hasattr(logger, LOGGER_ATTRIBUTE_PRECONFIGURED):
+        delattr(logger, LOGGER_ATTRIBUTE_PRECONFIGURED)
+    observability._tools = None
+
+
+def test_contract_7_the_first_requests_of_a_fresh_app_arriving_together_answer_and_print_well_formed_lines(
+        http_api, capfd, monkeypatch):
+    """30 first requests at once (15 signed top-ups, 15 ops calls; thread switches every 100 µs) to the app in a
+    fresh state: Powertools not set up, no secret read, the secrets only in Secrets Manager. Every one is
+    answered 200; Secrets Manager is read once; every printed line is one JSON object; the counts are each
+    invocation's own (WebhooksProcessed exactly 15: none lost or counted twice by another request's flush);
+    each `webhook processed` line carries its own event id (R-PAY-7 top-ups of 100 fen)."""
+    import botocore.client
+
+    from chalicelib import aws, observability
+    from chalicelib.settings import reset_settings
+    from chalicelib.webhooks import secrets
+
+    aws.client("secretsmanager").create_secret(Name="billing/webhook-secrets", SecretString=json.dumps(
+        {"payments": support.PAY_SECRET, "ops": support.OPS_TOKEN}))
+    reads, original = [], botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation, params):
+        if operation == "GetSecretValue":
+            reads.append(params["SecretId"])
+        return original(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    fresh_observability()
+    secrets.reset()
+    events = [support.envelope("account.topped_up", {"account_id": f"acc-h{i}", "amount": 100,
+                                                     "topped_up_at": "2026-12-05T10:00:00+08:00"}, f"evt-h{i}")
+              for i in range(15)]
+    barrier, answers = threading.Barrier(30), []
+
+    def webhook(event):
+        body = support.dumps(event)
+        barrier.wait()
+        answers.append(requests.post(http_api + "/webhooks/payments", data=body, timeout=60, headers={
+            "Content-Type": "application/json", "X-Signature": support.sign(body, support.PAY_SECRET)}).status_code)
+
+    def ops_call():
+        barrier.wait()
+        answers.append(requests.get(http_api + "/ops/audit", timeout=60,
+                                    headers={"Authorization": f"Bearer {support.OPS_TOKEN}"}).status_code)
+
+    threads = [threading.Thread(target=webhook, args=(e,)) for e in events]
+    threads += [threading.Thread(target=ops_call) for _ in range(15)]
+    interval = sys.getswitchinterval()
+    try:
+        with support.environment(PAYMENT_WEBHOOK_SECRETS=None, OPS_API_TOKENS=None,
+                                 WEBHOOK_SECRETS_ID="billing/webhook-secrets"):
+            reset_settings()
+            capfd.readouterr()
+            sys.setswitchinterval(1e-4)
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            objects = printed(capfd)
+    finally:
+        sys.setswitchinterval(interval)
+        secrets.reset()
+        reset_settings()
+    assert answers == [200] * 30
+    assert reads == ["billing/webhook-secrets"]
+    assert metrics(objects) == Counter({("WebhooksProcessed", ()): 15})
+    assert sorted(line["event_id"] for line in logs(objects, "webhook processed")) == sorted(
+        e["id"] for e in events)
+
+
+def test_each_invocation_prints_its_own_counts_whichever_ends_first(capfd):
+    """Two invocations on two threads, interleaved by events: the one that ends first prints only its own
+    count, and the other's counts, added before and after that, are printed when it ends."""
+    from chalicelib import observability
+
+    counted, first_ended = threading.Event(), threading.Event()
+
+    def long_invocation():
+        with observability.invocation():
+            observability.count("ClusterActionsSucceeded")
+            counted.set()
+            first_ended.wait(timeout=60)
+            observability.count("ClusterActionsSucceeded")
+
+    thread = threading.Thread(target=long_invocation)
+    thread.start()
+    assert counted.wait(timeout=60)
+    capfd.readouterr()
+    with observability.invocation():
+        observability.count("NotificationsSent", 3)
+    assert metrics(printed(capfd)) == Counter({("NotificationsSent", ()): 3})
+    first_ended.set()
+    thread.join(timeout=60)
+    assert metrics(printed(capfd)) == Counter({("ClusterActionsSucceeded", ()): 2})

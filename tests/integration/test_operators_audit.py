@@ -118,7 +118,7 @@ def test_contract_6_tokens_from_secrets_manager_are_named_too(api):
 
     aws.client("secretsmanager").create_secret(Name="billing/webhook-secrets",
                                                SecretString=json.dumps({"ops": "carol:tok-carol, tok-sm"}))
-    secrets._cache.update(at=0.0, value={})
+    secrets.reset()
     try:
         with environment(OPS_API_TOKENS=None, WEBHOOK_SECRETS_ID="billing/webhook-secrets"):
             reset_settings()
@@ -130,7 +130,7 @@ def test_contract_6_tokens_from_secrets_manager_are_named_too(api):
             assert api.ops("GET", "/ops/audit", token="tok-carol:")[0] == 401
             status, trail = api.ops("GET", "/ops/audit", token="tok-sm")
     finally:
-        secrets._cache.update(at=0.0, value={})
+        secrets.reset()
         reset_settings()
     assert status == 200
     assert trail == {"items": [{"at": "2026-01-01T00:00:00+08:00", "action": "price_version", "actor": "carol",
