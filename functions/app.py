@@ -264,6 +264,16 @@ def drain_background():
     return runs.drain_background(actor)
 
 
+@ops_route("/ops/runs/{run_id}", methods=["GET"])
+@handled
+def get_run(run_id):
+    """integration §7: a run's summary so far (a sweep by hand that answered `complete: false` goes on)."""
+    from chalicelib.ops import runs
+
+    _operator()
+    return runs.run_summary(_path_id(run_id, "run"))
+
+
 @ops_route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
@@ -373,10 +383,12 @@ def payg_metering(event):
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="notification_retry")
 def notification_retry(event):
-    """integration §6: recorded notifications are published (again) until sent, at least every 5 minutes."""
+    """integration §6: recorded notifications are published (again) until sent, at least every 5 minutes;
+    what does not fit this invocation's time is handed to `background_work`, shard by shard."""
+    from chalicelib import background
     from chalicelib.notify import outbox
 
-    return outbox.retry_recorded()
+    return outbox.retry_recorded(background.Budget.from_context(event.context))
 
 
 @app.on_sqs_message(queue="billing-cluster-actions", batch_size=1, name="cluster_actions")

@@ -181,3 +181,8 @@ def notifications_recorded(n: int) -> None:
 
 def notification_sent(sent: bool) -> None:
     count("NotificationsSent" if sent else "NotificationsPublishFailed")
+
+
+def notification_stuck() -> None:
+    """A publish failed again for a notification recorded long ago: what NotificationsStuckAlarm watches."""
+    count("NotificationsStuck")

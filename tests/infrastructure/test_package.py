@@ -236,7 +236,7 @@ def test_alarms_watch_metrics_the_functions_emit_and_page_the_alarm_topic(packag
                 assert f'"{metric["MetricName"]}"' in source, metric["MetricName"]
                 watched.setdefault(name, set()).add(metric["MetricName"])
     assert watched == {"HeldPaymentsAlarm": {"PaymentsHeld"}, "ClusterActionsDeadAlarm": {"ClusterActionsDead"},
-                       "NotificationsStuckAlarm": {"NotificationsRecorded", "NotificationsSent"}}
+                       "NotificationsStuckAlarm": {"NotificationsStuck"}}
     assert 'NAMESPACE = "K8sBilling"' in source and 'SERVICE = "k8s-billing"' in source
     topics = {r["Properties"]["TopicName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic"}
     assert topics["billing-notifications"]["KmsMasterKeyId"] == "alias/aws/sns" and "KmsMasterKeyId" not in topics["billing-alarms"]
