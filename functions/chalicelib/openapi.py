@@ -148,6 +148,7 @@ def document() -> dict:
                                    _query("month", "YYYY-MM, default this month", type="string", pattern="^[0-9]{4}-(0[1-9]|1[0-2])$"), AT_QUERY),
         "/ops/background/drain": _op("post", "Run all queued background work now (shards of scheduled runs, announcements, recorded notifications)",
                                      schemas.DrainAnswer, errors=("400", "401")),
+        "/ops/runs/{run_id}": {"parameters": _id("run_id"), **_op("get", "A run's summary so far, with `complete` (integration §7)", schemas.Open, errors=("401", "404"))},
         "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("400", "401", "404", "409"))},
         "/ops/audit": {"get": {**_page("ops", "audit")["get"], "summary": "Operator changes about no one server or account (price versions, runs by hand, replays), 100 at a time",
                                "responses": {"200": {"description": "ok", **_json(_ref(schemas.AuditPage))}, **_errors("400", "401")}}},
