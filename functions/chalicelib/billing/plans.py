@@ -53,9 +53,10 @@ def put_price_version(plan_id: str, body: PriceVersionBody, now: datetime, actor
     if version.effective_from <= now:
         return {"plan": plan_view(plan), "announced_to": 0, "announcement_run": None}
     cause = announcement_cause(plan_id, version)
-    runs.open_run(announcement_run(cause), ANNOUNCEMENT, now, 1)
+    run_id = announcement_run(cause)
+    runs.open_run(run_id, ANNOUNCEMENT, now, 1)
     background.enqueue("price_announcement", at=fmt(now), cause=cause, price=_price(plan_id, version))
-    return {"plan": plan_view(plan), "announced_to": None, "announcement_run": announcement_run(cause)}
+    return {"plan": plan_view(plan), "announced_to": None, "announcement_run": run_id}
 
 
 def announcement_cause(plan_id: str, version: PriceVersion) -> str:
