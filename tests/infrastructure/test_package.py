@@ -86,7 +86,7 @@ EXPECTED_ACTIONS = {
     "payg_metering": LOGS | TABLES_RW | WAKE | {"sns:Publish"},
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},
     "notification_retry": LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
-                                  "sns:Publish"},
+                                  "sqs:GetQueueUrl", "sns:Publish"},  # hands its shards on (integration §7)
     "cluster_actions": LOGS | {"dynamodb:PutItem", "dynamodb:Query"} | CONSUME | {
         "secretsmanager:GetSecretValue", "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup",
         "eks:UpdateNodegroupConfig", "eks:DeleteNodegroup", "eks:DeleteCluster"},
