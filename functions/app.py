@@ -279,6 +279,16 @@ def start_backfill():
     return runs.backfill(body.get("table"), actor)
 
 
+@ops_route("/ops/runs/{run_id}", methods=["GET"])
+@handled
+def get_run(run_id):
+    """integration §7: a run's summary so far (a sweep by hand that answered `complete: false` goes on)."""
+    from chalicelib.ops import runs
+
+    _operator()
+    return runs.run_summary(_path_id(run_id, "run"))
+
+
 @ops_route("/ops/dead-letters", methods=["GET"])
 @handled
 def list_dead_letters():
@@ -393,10 +403,12 @@ def payg_metering(event):
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="notification_retry")
 def notification_retry(event):
-    """integration §6: recorded notifications are published (again) until sent, at least every 5 minutes."""
+    """integration §6: recorded notifications are published (again) until sent, at least every 5 minutes;
+    what does not fit this invocation's time is handed to `background_work`, shard by shard."""
+    from chalicelib import background
     from chalicelib.notify import outbox
 
-    return outbox.retry_recorded()
+    return outbox.retry_recorded(background.Budget.from_context(event.context))
 
 
 # maximum_concurrency = its reserved concurrency: SQS's poller would otherwise hand it more messages than it

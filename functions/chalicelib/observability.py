@@ -217,3 +217,8 @@ def secrets_unavailable(error: Exception, last_good_age: float | None) -> None:
         "error": f"{type(error).__name__}: {str(error)[:300]}",
         "serving": "last good value" if last_good_age is not None else "nothing",
         "last_good_age_seconds": None if last_good_age is None else round(last_good_age)})
+
+
+def notification_stuck() -> None:
+    """A publish failed again for a notification recorded long ago: what NotificationsStuckAlarm watches."""
+    count("NotificationsStuck")

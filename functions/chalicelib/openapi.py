@@ -150,6 +150,7 @@ def document() -> dict:
                                      schemas.DrainAnswer, errors=("400", "401")),
         "/ops/backfills": _op("post", 'Re-save every row of a table in the background so that old rows join a new index; body {"table": "servers" | "accounts"}, answer {"run_id", "table", "segments", "queued"}',
                               schemas.Open, errors=("400", "401")),
+        "/ops/runs/{run_id}": {"parameters": _id("run_id"), **_op("get", "A run's summary so far, with `complete` (integration §7)", schemas.Open, errors=("401", "404"))},
         "/ops/dead-letters/{action_id}/replay": {"parameters": _id("action_id"), **_op("post", "Replay a dead cluster action", schemas.Open, errors=("400", "401", "404", "409"))},
         "/ops/audit": {"get": {**_page("ops", "audit")["get"], "summary": "Operator changes about no one server or account (price versions, runs by hand, replays), 100 at a time",
                                "responses": {"200": {"description": "ok", **_json(_ref(schemas.AuditPage))}, **_errors("400", "401")}}},

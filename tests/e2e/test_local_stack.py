@@ -114,7 +114,7 @@ def test_contract_6_R_NOTE_1_a_notification_leaves_the_stack_on_a_background_dra
     assert len(mine) == 1 and json.loads(mine[0]["Message"])["target"] == "server#srv-e2e-n"
     [note] = [n for n in ops(stack, "GET", "/ops/servers/srv-e2e-n").json()["notifications"] if n["kind"] == "stopped"]
     assert note["status"] == "sent"
-    assert ops(stack, "POST", "/ops/background/drain").json() == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert ops(stack, "POST", "/ops/background/drain").json() == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
 
 
 def test_a_burst_of_150_new_orders_is_taken_and_applied(stack):

@@ -93,7 +93,7 @@ EXPECTED_ACTIONS = {
     "payg_metering": LOGS | {"dynamodb:UpdateItem", "sqs:SendMessage", "sqs:GetQueueUrl"},
     "background_work": LOGS | TABLES_RW | WAKE | CONSUME | {"sns:Publish"},
     "notification_retry": LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
-                                  "sns:Publish"},
+                                  "sqs:GetQueueUrl", "sns:Publish"},  # hands its shards on (integration §7)
     # WAKE: a run cut short by its invocation's budget wakes the server again for the rest (R-CLU-5)
     "cluster_actions": LOGS | {"dynamodb:PutItem", "dynamodb:Query"} | CONSUME | WAKE | {
         "secretsmanager:GetSecretValue", "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup",
@@ -246,7 +246,7 @@ def test_alarms_watch_metrics_the_functions_emit_and_page_the_alarm_topic(packag
                 assert f'"{metric["MetricName"]}"' in source, metric["MetricName"]
                 watched.setdefault(name, set()).add(metric["MetricName"])
     assert watched == {"HeldPaymentsAlarm": {"PaymentsHeld"}, "ClusterActionsDeadAlarm": {"ClusterActionsDead"},
-                       "NotificationsStuckAlarm": {"NotificationsRecorded", "NotificationsSent"}}
+                       "NotificationsStuckAlarm": {"NotificationsStuck"}}
     assert 'NAMESPACE = "K8sBilling"' in source and 'SERVICE = "k8s-billing"' in source
     topics = {r["Properties"]["TopicName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic"}
     assert topics["billing-notifications"]["KmsMasterKeyId"] == "alias/aws/sns" and "KmsMasterKeyId" not in topics["billing-alarms"]

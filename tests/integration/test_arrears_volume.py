@@ -85,9 +85,14 @@ def top_up(api, account_id: str, amount: int, at: str, event_id: str | None = No
 
 
 @pytest.mark.parametrize("n", [120, 300, 1000])
-def test_R_PAY_7_crossing_zero_moves_every_payg_server_of_the_account(priced, n):
+def test_R_PAY_7_crossing_zero_moves_every_payg_server_of_the_account(priced, n, monkeypatch):
     """integration §6 Volume: the metering run that crosses zero suspends all n payg servers before it
     answers; the top-up that brings the balance back to 0 resumes all of them (R-PAY-6 grid restarts)."""
+    from chalicelib import background
+
+    # the route's 20 s budget (integration §7, tests/integration/test_budgets.py) is not what this checks:
+    # on a loaded machine 1 000 servers may not fit it, and the run would rightly answer complete: false
+    monkeypatch.setattr(background.Budget, "for_route", lambda: background.Budget())
     ids = seed_payg("acc-big", n)
     status, _ = top_up(priced, "acc-big", n * HOURLY, START)
     assert status == 200

@@ -98,7 +98,7 @@ def test_a_shard_worker_near_its_budget_hands_over_and_the_continuation_finishes
     second = background.run(continuation, nearly_out)
     assert (second["complete"], second["expire"]) == (False, 1)
     # one queued piece, then the five `stopped` notifications published (R-NOTE-1, integration §6)
-    assert drain(priced) == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0}
+    assert drain(priced) == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0, "more": False}
     for sid in ids:
         view = priced.server(sid)
         assert view["stop_reason"] == "expired"
@@ -170,26 +170,30 @@ def test_drain_runs_every_queued_shard_of_a_scheduled_run(priced):
     event = priced.client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
     event["time"] = "2026-01-01T01:00:00Z"  # 09:00 +08:00: hours 00:00 … 09:00 started
     run = priced.client.lambda_.invoke("payg_metering", event).payload
-    assert drain(priced) == {"ran": SHARDS, "succeeded": SHARDS, "failed": 0}
-    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert drain(priced) == {"ran": SHARDS, "succeeded": SHARDS, "failed": 0, "more": False}
+    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     for i in range(3):
         assert priced.account(f"acc-{i}")["balance"] == 1000 - 10 * 20
     summary = runs.get(run["run_id"])
     assert (summary["servers"], summary["hours"], summary["complete"], summary["errors"]) == (3, 30, True, 0)
 
 
-def test_ops_sweep_still_finishes_the_whole_run_before_answering(priced):
-    """integration §6: POST /ops/sweeps/expiry visits every shard itself; nothing is left queued."""
+def test_ops_sweep_that_fits_its_budget_finishes_the_whole_run_before_answering(priced):
+    """integration §7: POST /ops/sweeps/expiry visits every shard itself when they fit; nothing is left queued."""
     seed.monthly_servers([f"srv-{i}" for i in range(40)], _t(PAID))
     body = priced.sweep(NOW)
-    assert (body["expire"], body["complete"], body["errors"], body["error_ids"]) == (40, True, 0, [])
+    assert (body["expire"], body["complete"], body["errors"], body["error_ids"], body["queued"]) == (40, True, 0, [], 0)
     assert queued_tasks() == []
 
 
 # ---- volume -----------------------------------------------------------------------------------------------
-def test_one_sweep_stops_300_due_servers(priced):
-    """Issue 9 done-when: one sweep stops 300 due servers (R-LIFE-1), each once."""
+def test_one_sweep_stops_300_due_servers(priced, monkeypatch):
+    """Issue 9 done-when: one sweep stops 300 due servers (R-LIFE-1), each once (in one call: the route's
+    budget, tests/integration/test_budgets.py, is lifted so that a loaded machine cannot split the run)."""
+    from chalicelib import background
     from chalicelib.store import session as store
+
+    monkeypatch.setattr(background.Budget, "for_route", lambda: background.Budget())
 
     ids = [f"srv-{i:03d}" for i in range(300)]
     seed.monthly_servers(ids, _t(PAID))
@@ -203,25 +207,34 @@ def test_one_sweep_stops_300_due_servers(priced):
     assert sum(1 for _ in store.m.ClusterActionRow.by_open.query("open")) == 300
 
 
-def test_price_change_announcements_are_queued_and_delivered_by_a_drain(priced, monkeypatch):
-    """R-NOTE-2, integration §6: PUT /ops/plans answers with the accounts queued; a drain announces to all."""
-    from chalicelib.billing import plans
+def test_price_change_announcements_page_the_plans_servers_in_pieces_and_a_drain_delivers_them(priced):
+    """R-NOTE-2, E-7, integration §7: PUT /ops/plans queues one task; each piece, out of time after one
+    server, announces what that server's account needs and queues its continuation from that server;
+    five accounts are announced once each, and the announcement's run counts them."""
+    from chalicelib import background
 
-    monkeypatch.setattr(plans, "ANNOUNCE_CHUNK", 2)
     accounts = [f"acc-{i}" for i in range(5)]
     for i, account in enumerate(accounts):
         priced.buy_monthly(f"srv-{i}", PAID, account=account)
-    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 5
+    body = priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
     assert [priced.account(a)["notifications"] for a in accounts] == [[]] * 5
-    assert [t["kind"] for t in queued_tasks()] == ["price_announcement"] * 3
-    # queued_tasks() took them off the queue; the same PUT again queues them again, and the drain delivers
-    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 5
-    # three queued chunks of announcements, then the five `price_change` notifications published
-    assert drain(priced) == {"ran": 3 + 5, "succeeded": 3 + 5, "failed": 0}
+    [task] = queued_tasks()
+    assert (task["kind"], task["args"].get("after")) == ("price_announcement", None)
+    out_of_time = background.Budget(remaining_ms=lambda: 0, reserve_ms=1)
+    pieces = []
+    while task:
+        pieces.append(background.run(task, out_of_time))
+        task = next(iter(queued_tasks()), None)
+    assert [(p["servers"], p["announced"], p["complete"]) for p in pieces] == [(1, 1, False)] * 4 + [(1, 1, True)]
+    # the same PUT again queues the work again; it announces nothing twice, and the drain publishes the five
+    priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
+    assert drain(priced) == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0, "more": False}
     for account in accounts:
         notes = priced.account(account)["notifications"]
-        assert [(n["kind"], n["plan_id"], n["monthly_price"], n["hourly_price"]) for n in notes] == [
-            ("price_change", "std", 11000, 22)]
+        assert [(n["kind"], n["plan_id"], n["monthly_price"], n["hourly_price"], n["status"]) for n in notes] == [
+            ("price_change", "std", 11000, 22, "sent")]
+    status, run = priced.ops("GET", f"/ops/runs/{body['announcement_run']}")
+    assert (status, run["announced"], run["servers"], run["complete"]) == (200, 5, 10, True)
 
 
 # ---- one failure stays one failure -----------------------------------------------------------------------
@@ -277,14 +290,13 @@ def test_drain_counts_a_failed_task_keeps_it_queued_and_drops_a_message_it_canno
 
     sqs, url = aws.client("sqs"), aws.queue_url(get_settings().background_queue)
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "no_such_task", "args": {}}))
-    background.enqueue("price_announcement", at=NOW, cause="price_change#std#x", price={"plan_id": "std"},
-                       accounts=["acc-1"])
+    background.enqueue("price_announcement", at=NOW, cause="price_change#std#x", price={"plan_id": "std"})
 
     def broken(args, budget):
         raise RuntimeError("the topic is down")
 
-    monkeypatch.setattr(plans, "announce_chunk", broken)
-    assert drain(priced) == {"ran": 2, "succeeded": 0, "failed": 2}
+    monkeypatch.setattr(plans, "announce_piece", broken)
+    assert drain(priced) == {"ran": 2, "succeeded": 0, "failed": 2, "more": False}
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")

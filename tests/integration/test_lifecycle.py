@@ -261,12 +261,14 @@ def test_ops_auth_and_clock_override(priced):
 def test_R_NOTE_2_future_price_is_announced_to_affected_accounts_past_one_is_not(priced):
     priced.buy_monthly("srv-n", "2026-01-01T10:00:00+08:00", account="acc-n")
     body = priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
-    assert body["announced_to"] == 1
+    assert body["announced_to"] is None  # integration §7: counted by the queued work, not in the call
     priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
     # queued as background work (integration §6): the drain runs both PUTs' announcements, which record
     # one notification (the cause is the price version), then publishes it
-    assert priced.ops("POST", "/ops/background/drain") == (200, {"ran": 2 + 1, "succeeded": 2 + 1, "failed": 0})
+    assert priced.ops("POST", "/ops/background/drain") == (
+        200, {"ran": 2 + 1, "succeeded": 2 + 1, "failed": 0, "more": False})
     assert [n["kind"] for n in priced.account("acc-n")["notifications"]] == ["price_change"]
+    assert priced.ops("GET", f"/ops/runs/{body['announcement_run']}")[1]["announced"] == 1
     assert priced.plan("std", 10500, 21, "2025-06-01T00:00:00+08:00")["announced_to"] == 0
 
 

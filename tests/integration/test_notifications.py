@@ -60,7 +60,7 @@ def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_s
     [note] = stopped_notes(priced)
     assert note["status"] == "recorded"
     assert received(url) == []
-    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0}
+    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
     [message] = received(url)
     assert message["MessageAttributes"]["notification_id"] == {"Type": "String", "Value": note["notification_id"]}
     body = json.loads(message["Message"])
@@ -69,7 +69,7 @@ def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_s
         "stopped#expired#2026-04-03T02:00:00.000000Z#sweep:expiry:2026-04-04T16:10:00.000000Z", "stopped")
     assert body["details"] == {"reason": "expired", "retain_until": "2026-04-11T00:00:00+08:00"}
     assert stopped_notes(priced)[0]["status"] == "sent"
-    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     assert received(url) == []
 
 
@@ -82,18 +82,18 @@ def test_contract_6_topic_outage_loses_nothing_and_sends_nothing_twice(priced):
     sns.delete_topic(TopicArn=arn)
     expire(priced)  # the sweep answers 200 (asserted inside)
     assert stopped_notes(priced)[0]["status"] == "recorded"
-    assert drain(priced) == {"ran": 1, "succeeded": 0, "failed": 1}
+    assert drain(priced) == {"ran": 1, "succeeded": 0, "failed": 1, "more": False}
     assert stopped_notes(priced)[0]["status"] == "recorded"
 
     url = subscribe_queue()
     assert sns.create_topic(Name=TOPIC)["TopicArn"] == arn
-    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0}
+    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
     messages = received(url)
     assert len(messages) == 1
     note = stopped_notes(priced)[0]
     assert note["status"] == "sent"
     assert messages[0]["MessageAttributes"]["notification_id"]["Value"] == note["notification_id"]
-    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     assert received(url) == []
 
 
@@ -103,7 +103,7 @@ def test_R_NOTE_1_R_NOTE_2_account_notifications_carry_status_in_the_account_vie
     priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 0,
                                         billing_mode="payg", plan_id="std", region="cn-north-1"))
     priced.meter("2026-01-01T01:30:00+08:00")  # two hours at 20 fen: balance -40, arrears
-    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 1
+    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] is None  # queued (§7)
     from chalicelib import background
     from tests.integration.test_fanout import queued_tasks
 
@@ -115,7 +115,7 @@ def test_R_NOTE_1_R_NOTE_2_account_notifications_carry_status_in_the_account_vie
     result = priced.client.lambda_.invoke("notification_retry", priced.client.events.generate_cw_event(
         source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     # the account's two and the server's `stopped` (arrears)
-    assert result.payload == {"ran": 3, "succeeded": 3, "failed": 0}
+    assert result.payload == {"ran": 3, "succeeded": 3, "failed": 0, "handed_on": 0}
     notes = priced.account("acc-p")["notifications"]
     assert [(n["kind"], n["status"]) for n in notes] == [("arrears", "sent"), ("price_change", "sent")]
     server_notes = priced.server("srv-p")["notifications"]
@@ -158,10 +158,10 @@ def test_contract_6_retry_reads_the_outbox_in_pages(priced):
         priced.sweep(now)
     kinds = [n["kind"] for n in priced.server("srv-1")["notifications"]]
     assert kinds == ["renewal_reminder", "stopped", "destruction_warning", "destroyed"]
-    assert outbox.retry_recorded(page_size=1) == {"ran": 4, "succeeded": 4, "failed": 0}
+    assert outbox.retry_recorded(page_size=1) == {"ran": 4, "succeeded": 4, "failed": 0, "handed_on": 0}
     assert sorted(json.loads(m["Message"])["kind"] for m in received(url)) == sorted(kinds)
     assert {n["status"] for n in priced.server("srv-1")["notifications"]} == {"sent"}
-    assert outbox.retry_recorded(page_size=1) == {"ran": 0, "succeeded": 0, "failed": 0}
+    assert outbox.retry_recorded(page_size=1) == {"ran": 0, "succeeded": 0, "failed": 0, "handed_on": 0}
 
 
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
@@ -202,8 +202,8 @@ def test_contract_7_every_time_in_every_notification_kind_is_at_plus_0800(priced
     priced.pay("order.paid", order_paid("ord-p", "acc-p", "srv-p", "new", "2026-01-01T00:00:00+08:00", 0,
                                         billing_mode="payg", plan_id="std", region="cn-north-1"))
     priced.meter("2026-01-01T01:30:00+08:00")  # arrears, and the payg server's `stopped`
-    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] == 2  # acc-1 (srv-g), acc-p
-    drain(priced)  # announces the price change and publishes everything
+    assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] is None  # queued (§7)
+    drain(priced)  # announces the price change (to acc-1 for srv-g, and acc-p) and publishes everything
 
     views = [priced.server(sid)["notifications"] for sid in ("srv-1", "srv-g", "srv-p")]
     views += [priced.account(aid)["notifications"] for aid in ("acc-1", "acc-p")]

@@ -32,7 +32,7 @@ def test_document_lists_every_contract_route_and_event(document):
         "/ops/accounts/{account_id}/violation", "/ops/plans/{plan_id}", "/ops/sweeps/expiry", "/ops/sweeps/metering",
         "/ops/cluster-actions/drain", "/ops/dead-letters", "/ops/dead-letters/{action_id}/replay",
         "/ops/lists/expiring", "/ops/lists/awaiting-destruction", "/ops/lists/arrears", "/ops/lists/grants",
-        "/ops/background/drain", "/ops/backfills",
+        "/ops/background/drain", "/ops/backfills", "/ops/runs/{run_id}",  # integration §7: a run's summary so far
         # integration §6: the operators' trail and the pages of the views' lists
         "/ops/audit", *(f"/ops/servers/{{server_id}}/{n}" for n in ("ledger", "notifications", "cluster_actions", "audit")),
         *(f"/ops/accounts/{{account_id}}/{n}" for n in ("ledger", "notifications", "audit", "servers"))}

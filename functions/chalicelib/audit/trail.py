@@ -13,6 +13,9 @@ T = TypeVar("T")
 
 # Changes that are about no one server or account (price versions, runs by hand, replays) go here.
 OPS_TARGET = "ops"
+# An entry is one item (at most 400 KB): a list in a run's result is kept to its first entries (the
+# result's counts stay exact; a run's own summary says where the rest are).
+MAX_LISTED = 100
 
 
 def server_target(server_id: str) -> str:
@@ -35,9 +38,20 @@ def run_by_hand(actor: str, action: str, at: datetime, run: Callable[[], T], **f
     when it has finished (with its summary), and a run that fails records nothing."""
     result = run()
     s = Session()
-    record(s, actor, action, at, [OPS_TARGET], **fields, result=result)
+    record(s, actor, action, at, [OPS_TARGET], **fields, result=capped(result))
     s.commit()
     return result
+
+
+def capped(result):
+    """The result with each list cut to its first MAX_LISTED entries, marked `<name>_truncated`."""
+    if not isinstance(result, dict):
+        return result
+    kept = dict(result)
+    for name, value in result.items():
+        if isinstance(value, list) and len(value) > MAX_LISTED:
+            kept[name], kept[f"{name}_truncated"] = value[:MAX_LISTED], True
+    return kept
 
 
 def view(doc: dict) -> dict:

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 TASKS: dict[str, tuple[str, str]] = {
     "expiry_shard": ("background.sharded", "expiry_piece"),
     "metering_shard": ("background.sharded", "metering_piece"),
-    "price_announcement": ("billing.plans", "announce_chunk"),
+    "price_announcement": ("billing.plans", "announce_piece"),
+    "notification_retry": ("notify.outbox", "retry_piece"),
     "backfill_segment": ("background.backfill", "segment_piece"),
 }
 BATCH = 10           # SendMessageBatch takes at most 10 entries
@@ -104,9 +105,9 @@ def run(message: str | bytes | dict, budget: Budget | None = None) -> dict:
     return handler(args, budget or Budget())
 
 
-def other_work() -> list[Callable[[], dict]]:
+def other_work() -> list[Callable[["Budget"], dict]]:
     """Background work that is not a queued message, run by drain() once the queue is empty (such as
-    publishing recorded notifications again); each answers {"ran", "succeeded", "failed"}."""
+    publishing recorded notifications again); each answers {"ran", "succeeded", "failed", "handed_on"}."""
     from ..notify import outbox
 
     return [outbox.retry_recorded]
@@ -115,10 +116,16 @@ def other_work() -> list[Callable[[], dict]]:
 def drain(budget: Budget | None = None) -> dict:
     """Run every queued task now, including the continuations they queue, until the queue is empty;
     then the other background work. A task that fails is left on the queue (tried again later, by
-    SQS's consumer or the next drain); one that no handler understands is dropped."""
-    totals = {"ran": 0, "succeeded": 0, "failed": 0}
+    SQS's consumer or the next drain); one that no handler understands is dropped. With a budget
+    (integration §7: a route's), no task starts after it ran out, the tasks themselves hand over at it,
+    and `more` says that work was left for the next drain."""
+    budget = budget or Budget()
+    totals = {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     sqs, url = _queue()
     while True:
+        if budget.should_stop():
+            totals["more"] = True
+            return totals
         # one at a time, hidden for as long as the consumer function may hold one, so that nobody else
         # starts a task this drain has taken but not reached yet
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0,
@@ -142,7 +149,8 @@ def drain(budget: Budget | None = None) -> dict:
             totals["succeeded"] += 1
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     for work in other_work():
-        for key, value in work().items():
-            if key in totals:
-                totals[key] += value
+        result = work(budget)
+        for key in ("ran", "succeeded", "failed"):
+            totals[key] += result[key]
+        totals["more"] = totals["more"] or result["handed_on"] > 0
     return totals

@@ -49,29 +49,46 @@ def walk(rows: Callable[[dict | None], Iterator], visit: Callable[[object], None
 
 
 def merge(total: dict, piece: dict) -> dict:
-    """Add a piece's counts and failed ids to a run's summary."""
+    """Add a piece's counts and failed ids to a run's summary. The counts stay exact; the ids are capped
+    at the first `runs.MAX_ERROR_IDS` (sorted), so an answer or an audit entry stays small however many
+    fail (the rest are in the run's logs, and the servers stay due for the next run)."""
     for key, value in piece.items():
         if isinstance(value, int) and not isinstance(value, bool):
             total[key] = total.get(key, 0) + value
-    total["error_ids"] = sorted(set(total.get("error_ids", [])) | set(piece.get("error_ids", [])))
+    ids = sorted(set(total.get("error_ids", [])) | set(piece.get("error_ids", [])))
+    total["error_ids"] = ids[:runs.MAX_ERROR_IDS]
+    total["error_ids_truncated"] = (len(ids) > runs.MAX_ERROR_IDS or total.get("error_ids_truncated", False)
+                                    or piece.get("error_ids_truncated", False))
     return total
 
 
-def whole_run(kind: str, now: datetime, run_shard: Callable, should_stop: Callable[[], bool] = never) -> dict:
-    """Every shard, one after the other, in this invocation (the ops routes answer when the run is done);
-    stops early only when `should_stop` says so (`complete` false), and a later call finishes it."""
-    total: dict = {"run_id": run_id(kind, now), "now": fmt(now), "shards": store.SHARDS}
-    done = []
-    for shard in shard_ids():
+def whole_run(kind: str, now: datetime, run_shard: Callable, should_stop: Callable[[], bool] = never,
+              hand_on: bool = False) -> dict:
+    """Shard after shard in this invocation (the ops routes), each piece added to the run's row as it
+    ends. `should_stop` may cut the run short (`complete` false); then, with `hand_on`, the rest is
+    queued as background work (the cut-off shard's continuation and the shards not started), so the
+    route answers in time and the run still finishes; without it a later call finishes it."""
+    from . import enqueue_many, task
+
+    rid = run_id(kind, now)
+    runs.open_run(rid, kind, now, store.SHARDS)
+    total: dict = {"run_id": rid, "now": fmt(now), "shards": store.SHARDS}
+    shards, done, rest = shard_ids(), [], []
+    for i, shard in enumerate(shards):
         if done and should_stop():
+            rest = [task(f"{kind}_shard", now=fmt(now), shard=s) for s in shards[i:]]
             break
         piece = run_shard(now, shard, should_stop)
+        runs.add(rid, kind, now, piece, shards=store.SHARDS, shards_done=[shard] if piece["complete"] else [])
         merge(total, piece)
         if not piece["complete"]:
+            rest = [task(f"{kind}_shard", now=fmt(now), shard=shard, after=piece.get("next"), piece=2)]
+            rest += [task(f"{kind}_shard", now=fmt(now), shard=s) for s in shards[i + 1:]]
             break
         done.append(shard)
     total["complete"] = len(done) == store.SHARDS
-    runs.add(total["run_id"], kind, now, total, shards=store.SHARDS, shards_done=done)
+    if hand_on:
+        total["queued"] = enqueue_many(rest)
     observability.sweep_finished(kind, total)
     return total
 

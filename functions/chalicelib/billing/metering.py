@@ -131,6 +131,7 @@ def _charge_account(base: Session, account_id: str, server_ids: list[str], now: 
     return hours, account is not None and account.settlement is not None
 
 
-def run_metering(now: datetime, should_stop: Callable[[], bool] = sharded.never) -> dict:
-    """The whole run in this invocation, shard after shard (`POST /ops/sweeps/metering`)."""
-    return sharded.whole_run("metering", now, run_metering_shard, should_stop)
+def run_metering(now: datetime, should_stop: Callable[[], bool] = sharded.never, hand_on: bool = False) -> dict:
+    """The whole run in this invocation, shard after shard (`POST /ops/sweeps/metering`); with
+    `hand_on`, what `should_stop` cut off is queued as background work."""
+    return sharded.whole_run("metering", now, run_metering_shard, should_stop, hand_on)

@@ -89,9 +89,10 @@ def run_expiry_shard(now: datetime, shard: str, should_stop: Callable[[], bool] 
 
 def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
                      should_stop: Callable[[], bool] = sharded.never,
-                     before_item: Callable[[str], None] | None = None) -> dict:
+                     before_item: Callable[[str], None] | None = None, hand_on: bool = False) -> dict:
     """The whole run in this invocation, shard after shard (`POST /ops/sweeps/expiry`); a run cut off
-    by `max_items` or `should_stop` (or a crash) is completed by running again with the same `now`."""
+    by `max_items` or `should_stop` (or a crash) is completed by running again with the same `now`, or,
+    with `hand_on`, by the background work it queues."""
     if max_items is not None:
         visits, hook, outer = [0], before_item, should_stop
 
@@ -103,6 +104,6 @@ def run_expiry_sweep(now: datetime, *, max_items: int | None = None,
         def should_stop() -> bool:
             return visits[0] >= max_items or outer()
     summary = sharded.whole_run("expiry", now, functools.partial(run_expiry_shard, before_item=before_item),
-                                should_stop)
+                                should_stop, hand_on)
     log.info("expiry sweep %s", summary)
     return summary

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .. import observability
 from ..domain.records import Notification
@@ -15,6 +15,9 @@ from ..timeutil import to_local
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100
+# a notification whose publish still fails this long after it was recorded is stuck, not merely waiting
+# for the next retry run (what NotificationsStuckAlarm watches)
+STUCK_AFTER = timedelta(hours=1)
 
 
 def target_of(*, server_id: str | None = None, account_id: str | None = None) -> str:
@@ -66,33 +69,63 @@ def _mark_sent(row) -> bool:
         raise
 
 
-def retry_recorded(page_size: int = PAGE_SIZE) -> dict:
+def retry_recorded(budget=None, page_size: int = PAGE_SIZE, *, shards: list[str] | None = None,
+                   after: dict | None = None) -> dict:
     """Publish every notification still `recorded` (found through the sparse index, page by page,
-    oldest first in each shard) and mark it `sent`. A failed publish leaves it recorded for the next
-    run; nothing is lost and a sent one is never published again by a later run."""
-    from .. import aws
+    oldest first in each shard, from the cursor `after` in the first) and mark it `sent`. A failed
+    publish leaves it recorded for the next run; nothing is lost and a sent one is never published again
+    by a later run. When `budget` runs low, the shard in hand (from its cursor) and the shards not
+    reached are queued as `notification_retry` background tasks (`handed_on` counts them), so a
+    scheduled run never outlives its invocation however many are waiting."""
+    from .. import aws, background
+    from ..background import sharded
     from ..settings import get_settings
     from ..store import session as store
+    from ..timeutil import now_utc, store_key
 
-    summary = {"ran": 0, "succeeded": 0, "failed": 0}
+    budget = budget or background.Budget()
+    summary = {"ran": 0, "succeeded": 0, "failed": 0, "handed_on": 0}
     store.ensure_configured()
-    sns = arn = None
-    for shard in map(str, range(store.SHARDS)):
-        for row in store.recorded_notifications(shard, page_size):
-            summary["ran"] += 1
-            try:
-                if sns is None:
-                    sns, arn = aws.client("sns"), aws.topic_arn(get_settings().topic_name)
-                body, attributes = message(row.doc)
-                sns.publish(TopicArn=arn, Subject=row.doc["kind"], Message=body, MessageAttributes=attributes)
-            except Exception:  # noqa: BLE001 - stays recorded; the next run tries again
-                log.exception("publishing %s %s failed; it stays recorded", row.target, row.cause)
-                observability.notification_sent(False)
-                summary["failed"] += 1
+    sns: list = []  # the client and the topic, made on the first publish
+    stuck_before = store_key(now_utc() - STUCK_AFTER)
+
+    def publish(row) -> None:
+        summary["ran"] += 1
+        try:
+            if not sns:
+                sns.extend([aws.client("sns"), aws.topic_arn(get_settings().topic_name)])
+            body, attributes = message(row.doc)
+            sns[0].publish(TopicArn=sns[1], Subject=row.doc["kind"], Message=body, MessageAttributes=attributes)
+        except Exception:  # noqa: BLE001 - stays recorded; the next run tries again
+            log.exception("publishing %s %s failed; it stays recorded", row.target, row.cause)
+            observability.notification_sent(False)
+            if (row.pending_at or "") < stuck_before:
+                observability.notification_stuck()
+            summary["failed"] += 1
+            return
+        if _mark_sent(row):  # a racing publisher's repeat is not counted as sent twice
+            observability.notification_sent(True)
+        summary["succeeded"] += 1
+
+    shards = list(shards or map(str, range(store.SHARDS)))
+    for i, shard in enumerate(shards):
+        if i and budget.should_stop():
+            rest = [(s, None) for s in shards[i:]]
+        else:
+            done, cursor = sharded.walk(
+                lambda start, shard=shard: store.recorded_notifications(shard, page_size, last_key=start),
+                publish, budget.should_stop, after if i == 0 else None)
+            if done:
                 continue
-            if _mark_sent(row):  # a racing publisher's repeat is not counted as sent twice
-                observability.notification_sent(True)
-            summary["succeeded"] += 1
+            rest = [(shard, cursor)] + [(s, None) for s in shards[i + 1:]]
+        summary["handed_on"] = background.enqueue_many(
+            background.task("notification_retry", shard=s, after=c) for s, c in rest)
+        break
     if summary["ran"]:
         log.info("notifications %s", summary)
     return summary
+
+
+def retry_piece(args: dict, budget) -> dict:
+    """The background task `notification_retry`: one shard, from its cursor, handing on again if need be."""
+    return retry_recorded(budget, shards=[str(args["shard"])], after=args.get("after"))

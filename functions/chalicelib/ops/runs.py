@@ -5,19 +5,37 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..audit import trail
+from ..background import Budget
+from ..errors import NotFound
 from ..timeutil import fmt, now_utc
 
 
 def expiry_sweep(now: datetime, actor: str) -> dict:
+    """integration §7: as much of the run as fits the route's budget; the rest is queued (`complete` false)."""
     from ..lifecycle import sweep
 
-    return trail.run_by_hand(actor, "sweep_expiry", now, lambda: sweep.run_expiry_sweep(now), now=fmt(now))
+    budget = Budget.for_route()
+    return trail.run_by_hand(actor, "sweep_expiry", now,
+                             lambda: sweep.run_expiry_sweep(now, should_stop=budget.should_stop, hand_on=True),
+                             now=fmt(now))
 
 
 def metering(now: datetime, actor: str) -> dict:
     from ..billing import metering as payg
 
-    return trail.run_by_hand(actor, "sweep_metering", now, lambda: payg.run_metering(now), now=fmt(now))
+    budget = Budget.for_route()
+    return trail.run_by_hand(actor, "sweep_metering", now,
+                             lambda: payg.run_metering(now, budget.should_stop, hand_on=True), now=fmt(now))
+
+
+def run_summary(run_id: str) -> dict:
+    """`GET /ops/runs/{run_id}` (integration §7): the summary all pieces of the run have added so far."""
+    from ..store import runs
+
+    summary = runs.get(run_id)
+    if summary is None:
+        raise NotFound(f"no run {run_id}")
+    return summary
 
 
 def drain_cluster_actions(actor: str) -> dict:
@@ -27,10 +45,12 @@ def drain_cluster_actions(actor: str) -> dict:
 
 
 def drain_background(actor: str) -> dict:
-    """integration §6: queued background work (shards, announcements, recorded notifications) run now."""
+    """integration §6, §7: queued background work (shards, announcements, recorded notifications) run
+    now, until the route's budget; `more` says whether work was left."""
     from .. import background
 
-    return trail.run_by_hand(actor, "drain_background", now_utc(), background.drain)
+    budget = Budget.for_route()
+    return trail.run_by_hand(actor, "drain_background", now_utc(), lambda: background.drain(budget))
 
 
 def backfill(table: str, actor: str) -> dict:

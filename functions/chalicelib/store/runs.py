@@ -70,9 +70,13 @@ def get(run_id: str) -> dict | None:
     summary = {"run_id": run_id, "kind": item.get("kind", {}).get("S"), "now": item.get("now", {}).get("S"),
                "shards": int(item.get("shards", {}).get("N", "0")),
                "shards_done": len(item.get("shards_done", {}).get("SS", ())),
-               "error_ids": sorted(item.get("error_ids", {}).get("SS", ()))}
+               # pieces add while the row holds fewer than MAX_ERROR_IDS, so it may hold a few more
+               "error_ids": sorted(item.get("error_ids", {}).get("SS", ()))[:MAX_ERROR_IDS]}
     summary["complete"] = summary["shards"] > 0 and summary["shards_done"] >= summary["shards"]
     for name, value in item.items():
         if name.startswith(COUNTER):
             summary[name[len(COUNTER):]] = int(value["N"])
+    # the row keeps the first MAX_ERROR_IDS ids it was given; the `errors` counter counts every failure
+    summary["error_ids_truncated"] = (len(summary["error_ids"]) >= MAX_ERROR_IDS
+                                      and summary.get("errors", 0) > len(summary["error_ids"]))
     return summary

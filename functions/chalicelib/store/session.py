@@ -346,10 +346,10 @@ class Session:
 
 
 # ---- plain reads for views and sweeps (no transaction) ------------------------------------
-def recorded_notifications(shard: str, page_size: int) -> Iterator[m.NotificationRow]:
+def recorded_notifications(shard: str, page_size: int, last_key: dict | None = None) -> Iterator[m.NotificationRow]:
     """The outbox: notifications not sent yet, from the sparse by_pending index, oldest first."""
     ensure_configured()
-    return m.NotificationRow.by_pending.query(shard, page_size=page_size)
+    return m.NotificationRow.by_pending.query(shard, page_size=page_size, last_evaluated_key=last_key)
 
 
 def due_rows(now: datetime, shard: str, limit: int | None = None, last_key: dict | None = None) -> Iterator[m.ServerRow]:
@@ -382,6 +382,6 @@ def pending_settlements(shard: str) -> list[str]:
     return [row.account_id for row in m.AccountRow.by_settle.query(shard)]
 
 
-def servers_on_plan(plan_id: str) -> Iterable[m.ServerRow]:
+def servers_on_plan(plan_id: str, last_key: dict | None = None) -> Iterable[m.ServerRow]:
     ensure_configured()
-    return m.ServerRow.by_plan.query(plan_id)
+    return m.ServerRow.by_plan.query(plan_id, last_evaluated_key=last_key)
