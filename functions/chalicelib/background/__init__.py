@@ -17,6 +17,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "expiry_shard": ("background.sharded", "expiry_piece"),
     "metering_shard": ("background.sharded", "metering_piece"),
     "price_announcement": ("billing.plans", "announce_chunk"),
+    "arrears_settlement": ("accounts.money", "settle_task"),
 }
 BATCH = 10           # SendMessageBatch takes at most 10 entries
 RETRY_AFTER = 60     # seconds a task that failed in drain() stays invisible before it is tried again

@@ -100,7 +100,6 @@ def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> 
         if refund:
             change_balance(w, refund, at, kind="refund", rule="R-LIFE-5", server=server, note=body.reason)
         effects.terminate(s, server, account, at, body.reason, w.cause)
-        account.agreement_ended = effects.agreement_ended(account)
         w.save()
         trail.record(s, actor, "terminate", at, [trail.server_target(server_id)], reason=body.reason,
                      note=body.note, refund=refund)

@@ -39,6 +39,8 @@ SERVER_LEDGER = History("ledger", m.LedgerRowModel, "by_server", ("server_id", "
 NOTIFICATIONS = History("notifications", m.NotificationRow, "by_time", ("target", "at_key", "cause"))
 CLUSTER_ACTIONS = History("cluster_actions", m.ClusterActionRow, None, ("server_id", "action_id"))
 AUDIT = History("audit", m.AuditRow, None, ("target", "audit_key"))
+# an account's servers, open and closed, by id (the index has no time order; ids are what it shows)
+ACCOUNT_SERVERS = History("account_servers", m.ServerRow, "by_account", ("account_id", "server_id"))
 
 
 def _encode(name: str, values: list[str]) -> str:
@@ -71,14 +73,3 @@ def page(history: History, owner: str, before: str | None = None) -> tuple[list[
     cursor = _encode(history.name, [getattr(rows[-1], k) for k in history.key_names]) if older else None
     return rows[::-1], cursor
 
-
-def page_of_list(name: str, owner: str, values: list[str], before: str | None = None) -> tuple[list[str], str | None]:
-    """The same paging over an append-only list already in memory (an account's server ids)."""
-    end = len(values)
-    if before is not None:
-        text = _decode(before, name, owner, 2)[1]
-        if not text.isdigit() or int(text) > end:
-            raise InvalidPayload("before is not a cursor of this list", ["before"])
-        end = int(text)
-    start = max(0, end - PAGE_SIZE)
-    return values[start:end], _encode(name, [owner, str(start)]) if start > 0 else None
