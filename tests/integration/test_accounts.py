@@ -248,3 +248,27 @@ def test_contract_7_an_account_stored_with_its_server_lists_keeps_working(priced
     assert (int(row.servers_opened), int(row.servers_closed)) == (2, 2)
     assert "server_ids" not in row.doc and "closed_server_ids" not in row.doc
     assert priced.account("acc-old")["agreement_ended"] is True
+
+
+def test_contract_7_an_operator_refund_whose_follow_up_is_queued_answers_200_queued(priced, monkeypatch):
+    """integration §7 for the operators' routes that change money: a security-incident termination credits
+    a refund (R-LIFE-5) that brings the account back from -1600 to 8400; its 40 arrears-suspended payg
+    servers cannot be moved inside the call here, so the answer says `"follow_up": "queued"` and a
+    background drain lifts them all."""
+    from chalicelib.accounts import money
+    from tests.integration.test_arrears_volume import seed_payg, servers, stored_balance
+
+    ids = seed_payg("acc-op", 40)
+    priced.buy_monthly("m1", "2026-01-01T00:00:00+08:00", months=2, account="acc-op")
+    priced.meter("2026-01-01T01:00:00+08:00")  # 2 hours x 40 servers x 20 fen
+    assert stored_balance("acc-op") == -1600
+    assert {sv.state for sv in servers(ids)} == {"stopped"}
+    monkeypatch.setattr(money, "FOLLOW_UP_SECONDS", -1.0)  # spent before it starts
+    status, body = priced.ops("POST", "/ops/servers/m1/terminate", {"reason": "security_incident",
+                                                                    "at": "2026-01-01T02:00:00+08:00"})
+    assert (status, body["follow_up"], body["server"]["termination_reason"]) == (200, "queued", "security_incident")
+    # T7.3.4: 20000 paid for two months, the first one in use: 20000 - 10000
+    assert (body["refund"], stored_balance("acc-op")) == (10000, 8400)
+    assert {sv.state for sv in servers(ids)} == {"stopped"}
+    assert priced.ops("POST", "/ops/background/drain")[1]["failed"] == 0
+    assert {(sv.state, tuple(sv.stop_reasons)) for sv in servers(ids)} == {("active", ())}

@@ -215,7 +215,7 @@ def test_R_PAY_7_a_queued_follow_up_is_finished_by_background_work(priced, monke
     ids = seed_payg("acc-bg", 120)
     top_up(priced, "acc-bg", 120 * HOURLY, START)
     priced.meter("2026-01-01T01:00:00+08:00")
-    monkeypatch.setattr(money, "FOLLOW_UP_SECONDS", 0.0)
+    monkeypatch.setattr(money, "FOLLOW_UP_SECONDS", -1.0)  # spent before it starts
     status, body = top_up(priced, "acc-bg", 120 * HOURLY, "2026-01-01T02:00:00+08:00")
     assert (status, body["outcome"]["follow_up"], body["outcome"]["account"]["balance"]) == (200, "queued", 0)
     assert {sv.state for sv in servers(ids)} == {"stopped"}
