@@ -230,7 +230,8 @@ def test_contract_7_3300_servers_with_128_character_ids_on_one_account(priced):
 
 def test_contract_7_an_account_stored_with_its_server_lists_keeps_working(priced):
     """Rows written before the counters listed `server_ids` / `closed_server_ids` in the doc: they are read
-    as counts (2 opened, 1 closed), and the first change stores the counters and drops the lists."""
+    as counts (2 opened, 1 closed); the first change (here a new monthly order, which on a converted row
+    would only add 1) stores the counters and drops the lists."""
     from chalicelib.store import models as m
 
     priced.buy_monthly("s1", PAID, account="acc-old")
@@ -243,10 +244,14 @@ def test_contract_7_an_account_stored_with_its_server_lists_keeps_working(priced
     assert stored_account_row("acc-old").servers_opened is None
     view = priced.account("acc-old")
     assert (view["server_count"], view["agreement_ended"], view["servers"]) == (2, False, ["s1", "s2"])
-    assert refund(priced, "acc-old", "s2", "2026-01-03T10:00:00+08:00")[0] == 200
+    assert priced.buy_monthly("s3", PAID, account="acc-old")[0] == 200
     row = stored_account_row("acc-old")
-    assert (int(row.servers_opened), int(row.servers_closed)) == (2, 2)
+    assert (int(row.servers_opened), int(row.servers_closed)) == (3, 1)
     assert "server_ids" not in row.doc and "closed_server_ids" not in row.doc
+    for sid in ("s2", "s3"):
+        assert refund(priced, "acc-old", sid, "2026-01-03T10:00:00+08:00")[0] == 200
+    row = stored_account_row("acc-old")
+    assert (int(row.servers_opened), int(row.servers_closed)) == (3, 3)
     assert priced.account("acc-old")["agreement_ended"] is True
 
 

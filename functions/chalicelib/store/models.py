@@ -136,12 +136,11 @@ class AccountRow(Model):
 
 class AccountOpening(Model):
     """The accounts table without its version attribute: a new monthly or trial server is counted on
-    its account by ADD (creating the account if absent) without moving the version, so orders on one
-    account do not make each other, or its top-ups, decide again."""
+    its account by ADD without moving the version, so orders on one account do not make each other, or
+    its top-ups, decide again."""
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
     servers_opened = NumberAttribute(null=True)
-    doc = JSONAttribute(null=True)
 
 
 class LedgerByServer(GlobalSecondaryIndex):

@@ -272,14 +272,16 @@ class Session:
         self._writes.append(("update", row, (actions, condition)))
 
     def count_new_server(self, account: Account) -> None:
-        """E-10: one more server on the account, which is created as `account` if absent; the version
-        does not move (the balance is neither read nor changed here). Refused, so decided again, on a row
-        whose counters are still to be set from its lists (see put_account)."""
+        """E-10: one more server on the stored account read here, without moving its version (the balance
+        is neither read nor changed). A row whose counters are still to be set from its lists is written
+        whole instead, once (see put_account)."""
+        previous = self._rows.get(("AccountRow", account.account_id))
+        if previous is None or previous.servers_opened is None:
+            self.put_account(account.model_copy(update={"servers_opened": account.servers_opened + 1}))
+            return
         row = m.AccountOpening(account.account_id)
-        actions = [m.AccountOpening.servers_opened.add(1),
-                   m.AccountOpening.doc.set(m.AccountOpening.doc | _doc(account, exclude=set(_COUNTERS)))]
-        condition = m.AccountOpening.servers_opened.exists() | m.AccountOpening.account_id.does_not_exist()
-        self._writes.append(("update", row, (actions, condition)))
+        self._writes.append(("update", row, ([m.AccountOpening.servers_opened.add(1)],
+                                             m.AccountOpening.servers_opened.exists())))
 
     def put_order(self, order: Order) -> None:
         self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
