@@ -358,3 +358,14 @@ def test_R_PAY_6_two_concurrent_metering_runs_charge_each_hour_once(priced):
         assert list(sv.stop_reasons) == ["arrears"]
     # and a third run at the same time finds nothing
     assert priced.meter("2026-01-01T02:00:00+08:00")["hours"] == 0
+
+
+def test_issue_17_the_arrears_notice_carries_the_balance_the_run_ends_with(priced):
+    """R-PAY-7, R-NOTE-1: 30 fen and three payg servers charged their 00:00 hour (20 fen each) in one change:
+    30 -> 10 -> -10 (the crossing) -> -30; the account is told -30, not the -10 of the crossing."""
+    seed_payg("acc-n", 3)
+    top_up(priced, "acc-n", 30, START)
+    summary = priced.meter("2026-01-01T00:30:00+08:00")
+    assert (summary["hours"], stored_balance("acc-n")) == (3, -30)
+    notes = priced.account("acc-n")["notifications"]
+    assert [(n["kind"], n["balance"]) for n in notes] == [("arrears", -30)]
