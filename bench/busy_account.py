@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import subprocess
@@ -122,8 +121,6 @@ def measure(backend: str, n_senders: int, n_orders: int) -> int:
                                  body=json.dumps({"monthly_price": 10000, "hourly_price": 20,
                                                   "effective_from": "2020-01-01T00:00:00+08:00"}))
         server = api_server.make_server(c.LOOPBACK, c.free_port(), app_object=chalice_app.app, config=Config.create())
-        server.server.RequestHandlerClass.log_message = lambda *args: None  # one access-log line a request
-        logging.disable(logging.INFO)  # the app's per-webhook lines; the answers are counted here
         thread = threading.Thread(target=server.server.serve_forever, daemon=True)
         thread.start()
         senders = Senders(f"http://{c.LOOPBACK}:{server.port}")
@@ -181,9 +178,14 @@ def main() -> int:
     backends = ["moto"] + (["dynamodb-local"] if (DDB_LOCAL / "DynamoDBLocal.jar").exists() else [])
     rc = 0
     for backend in backends:  # one process each: the app's clients and tables are set up once per process
-        rc |= subprocess.call([sys.executable, str(Path(__file__)), "--senders", str(args.senders),
-                               "--orders", str(args.orders), "--backend", backend], cwd=c.ROOT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen([sys.executable, str(Path(__file__)), "--senders", str(args.senders),
+                                 "--orders", str(args.orders), "--backend", backend], cwd=c.ROOT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:  # without the app's JSON lines and the API server's access log
+            if not line.startswith(("{", f"{c.LOOPBACK} - -")):
+                print(line, end="", flush=True)
+        rc |= proc.wait()
     return rc
 
 
