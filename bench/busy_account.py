@@ -63,16 +63,20 @@ class Senders:
             if r.status_code < 300 or (400 <= r.status_code < 500 and r.status_code not in (409, 429)):
                 break
             time.sleep(random.uniform(0.01, 0.1))
-        final = tries[-1]
-        if final != (200, "processed"):
-            # a duplicate after a 4xx means a 4xx answered a change that had committed
-            self._bad(event, tries, "not processed exactly once on its last try")
+        earlier = {status // 100 for status, _ in tries[:-1]}
+        if tries[-1] == (200, "duplicate"):  # an earlier try committed although it was answered an error
+            self._bad(event, tries, "4xx after a commit" if 4 in earlier else "5xx after a commit")
+        elif tries[-1] != (200, "processed"):
+            self._bad(event, tries, "never applied")
         if any(status == 409 and code == "event_in_progress" for status, code in tries):
             self._bad(event, tries, "409 event_in_progress for a distinct event")
 
     def _bad(self, event: dict, tries: list, why: str) -> None:
         with self.lock:
             self.bad.append(f"{event['id']}: {why}: {tries}")
+
+    def count(self, why: str) -> int:
+        return sum(f": {why}:" in line for line in self.bad)
 
 
 def run_phase(senders: Senders, plans: list[list[dict]]) -> float:
@@ -151,12 +155,15 @@ def measure(backend: str, n_senders: int, n_orders: int) -> int:
             print(f"[{backend}]   {line}")
         in_progress = order_codes["409 event_in_progress"] + burst_codes["409 event_in_progress"]
         ok = not senders.bad and view["server_count"] == expected_count and view["balance"] == expected_balance
-        c.summary(f"busy_account ({backend})", "orders/s (16 senders, one account)", f"{expected_count / wall_orders:.1f}")
-        c.summary(f"busy_account ({backend})", "first-try 429 busy of orders+top-ups / of 40 top-ups",
+        c.summary(f"busy_account ({backend})", f"orders/s ({n_senders} senders, one account)",
+                  f"{expected_count / wall_orders:.1f}")
+        c.summary(f"busy_account ({backend})", "429 busy answers: orders+top-ups phase / 40 top-ups at once",
                   f"{order_codes['429 busy']} / {burst_codes['429 busy']}")
-        c.summary(f"busy_account ({backend})", "409 event_in_progress / 4xx after a commit / lost or doubled",
-                  f"{in_progress} / {sum('after' in b or 'not processed' in b for b in senders.bad)} / "
-                  f"{'0' if ok else 'see above'}", "0 / 0 / 0", ok and in_progress == 0)
+        c.summary(f"busy_account ({backend})", "409 event_in_progress / 4xx after a commit / 5xx after a commit / "
+                  "never applied / server_count and balance exact",
+                  f"{in_progress} / {senders.count('4xx after a commit')} / {senders.count('5xx after a commit')} / "
+                  f"{senders.count('never applied')} / {view['server_count'] == expected_count and view['balance'] == expected_balance}",
+                  "0 / 0 / 0 / 0 / True", ok and in_progress == 0)
         return 0 if ok and in_progress == 0 else 1
     finally:
         if server is not None:
