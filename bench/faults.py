@@ -324,7 +324,7 @@ class Senders:
                         ev.stats.setdefault("outcome", answer.get("outcome"))  # type: ignore[arg-type]
                 break
             local["connection error" if status == 599 else "5xx" if status >= 500 else f"{status} {code}"] += 1
-            if not (status >= 500 or code in ("event_in_progress", "unknown_reference")):
+            if not (status >= 500 or code in ("event_in_progress", "busy", "unknown_reference")):
                 local["gave up"] += 1
                 break
         else:

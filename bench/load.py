@@ -117,7 +117,7 @@ def main() -> int:
             if r.status_code >= 500:
                 with lock:
                     stats["5xx"].append(r.text[:200])
-            if r.status_code < 300 or not (r.status_code >= 500 or code == "event_in_progress"):
+            if r.status_code < 300 or not (r.status_code >= 500 or code in ("event_in_progress", "busy")):
                 with lock:
                     stats["result"][r.json().get("result") or code] += 1
                 return

@@ -27,8 +27,9 @@ def observed(event, get_response):
         return get_response(event)
 
 
-def _answer(status: int, body: dict) -> Response:
-    return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
+def _answer(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(body=json.dumps(body), status_code=status,
+                    headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def handled(view):
@@ -37,9 +38,10 @@ def handled(view):
         try:
             return _answer(200, view(*args, **kwargs))
         except errors.ApiError as exc:
-            return _answer(exc.status, exc.body())
-        except errors.ConcurrentUpdate as exc:
-            return _answer(409, {"error": {"code": "event_in_progress", "message": str(exc)}})
+            return _answer(exc.status, exc.body(), exc.headers())
+        except errors.ConcurrentUpdate as exc:  # integration §7: distinct changes that kept racing
+            busy = errors.Busy(str(exc))
+            return _answer(busy.status, busy.body(), busy.headers())
         except Exception:  # noqa: BLE001 - a 5xx for our own faults
             log.exception("unexpected failure")
             # not "nothing was changed": a webhook applies all or nothing, but a sweep or metering run keeps

@@ -11,6 +11,9 @@ class ApiError(Exception):
         self.message = message
         self.fields = fields or []
 
+    def headers(self) -> dict:
+        return {}
+
     def body(self) -> dict:
         error = {"code": self.code, "message": self.message}
         if self.fields:
@@ -50,11 +53,6 @@ class EventInProgress(ApiError):
     status, code = 409, "event_in_progress"
 
 
-class SettlementPending(EventInProgress):
-    """The change committed, but moving the account's servers after its arrears crossing did not finish:
-    a retry of the same call (a redelivery answers `duplicate`) or the next metering run finishes it."""
-
-
 class Conflict(ApiError):
     status, code = 409, "conflict"
 
@@ -71,5 +69,20 @@ class UnknownReference(ApiError):
     status, code = 422, "unknown_reference"
 
 
+class Busy(ApiError):
+    """integration §7: a change that kept losing races with other changes of the same records after the
+    system's own retries; nothing changed, the sender retries after `retry_after` seconds."""
+    status, code = 429, "busy"
+    retry_after = 1
+
+    def headers(self) -> dict:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ConcurrentUpdate(Exception):
-    """An optimistic-lock or idempotency condition failed: reload and decide again."""
+    """An optimistic-lock or idempotency condition failed: reload and decide again. `same_event`: the
+    failure fell on the change's own event marker (another delivery of the same event)."""
+
+    def __init__(self, message: str, same_event: bool = False):
+        super().__init__(message)
+        self.same_event = same_event

@@ -109,6 +109,8 @@ def test_R_PAY_7_crossing_zero_moves_every_payg_server_of_the_account(priced, n,
     # the top-up that brings the balance to exactly 0 lifts every arrears suspension (>= 0)
     status, body = top_up(priced, "acc-big", n * HOURLY, "2026-01-01T06:30:00+08:00")
     assert (status, body["outcome"]["account"]) == (200, {"account_id": "acc-big", "balance": 0, "in_arrears": False})
+    if body["outcome"].get("follow_up") == "queued":  # integration §7: past the call's budget, background work
+        assert priced.ops("POST", "/ops/background/drain")[0] == 200
     resumed = servers(ids)
     assert {(sv.state, tuple(sv.stop_reasons)) for sv in resumed} == {("active", ())}
     assert pending("acc-big") == []
@@ -171,10 +173,11 @@ def test_R_PAY_7_a_cut_off_settlement_is_finished_by_the_next_run(priced):
     assert_ledger_chain("acc-cut")
 
 
-def test_R_PAY_7_a_top_up_whose_follow_up_is_cut_off_is_finished_by_a_redelivery(priced, monkeypatch):
-    """The top-up's own transaction (marker, balance, ledger) commits first; when its follow-up chunks
-    cannot finish, the answer is 409 event_in_progress (the change stands, nothing is 'unchanged'); the
-    sender's redelivery finishes them and answers duplicate."""
+def test_R_PAY_7_a_top_up_whose_follow_up_is_cut_off_is_answered_200_queued_and_finished_by_a_redelivery(
+        priced, monkeypatch):
+    """integration §7: the top-up's own transaction (marker, balance, ledger) commits first; when its
+    follow-up chunks cannot finish, the answer is still 200 with `"follow_up": "queued"` (never a 4xx
+    after a commit); the sender's redelivery finishes them and answers duplicate."""
     from chalicelib.accounts import money
 
     ids = seed_payg("acc-re", 120)
@@ -192,17 +195,75 @@ def test_R_PAY_7_a_top_up_whose_follow_up_is_cut_off_is_finished_by_a_redelivery
     event = envelope("account.topped_up", {"account_id": "acc-re", "amount": 120 * HOURLY,
                                            "topped_up_at": "2026-01-01T02:00:00+08:00"})
     status, body = priced.deliver("/webhooks/payments", event, "pay_test_secret")
-    assert (status, body["error"]["code"]) == (409, "event_in_progress")
+    assert (status, body["result"], body["outcome"]["follow_up"]) == (200, "processed", "queued")
+    assert body["outcome"]["account"] == {"account_id": "acc-re", "balance": 0, "in_arrears": False}
     assert stored_balance("acc-re") == 0  # the top-up itself is applied, once
     states = [sv.state for sv in servers(ids)]
     assert states.count("active") == money.SETTLE_CHUNK
     monkeypatch.setattr(money, "_settle_part", original)
     status, body = priced.deliver("/webhooks/payments", event, "pay_test_secret")
     assert (status, body["result"], body["outcome"]["account"]["balance"]) == (200, "duplicate", 0)
+    assert "follow_up" not in body["outcome"]
     assert {sv.state for sv in servers(ids)} == {"active"}
     assert pending("acc-re") == []
     assert stored_balance("acc-re") == 0
     assert_ledger_chain("acc-re")
+    # the task queued by the first delivery finds nothing left to do
+    assert priced.ops("POST", "/ops/background/drain")[1]["failed"] == 0
+
+
+def test_R_PAY_7_a_queued_follow_up_is_finished_by_background_work(priced, monkeypatch):
+    """integration §7: a follow-up past the call's budget answers 200 `"follow_up": "queued"`; the
+    background task `arrears_settlement` moves the rest (here all 120 servers: none fit the budget)."""
+    from chalicelib.accounts import money
+
+    ids = seed_payg("acc-bg", 120)
+    top_up(priced, "acc-bg", 120 * HOURLY, START)
+    priced.meter("2026-01-01T01:00:00+08:00")
+    monkeypatch.setattr(money, "FOLLOW_UP_SECONDS", -1.0)  # spent before it starts
+    status, body = top_up(priced, "acc-bg", 120 * HOURLY, "2026-01-01T02:00:00+08:00")
+    assert (status, body["outcome"]["follow_up"], body["outcome"]["account"]["balance"]) == (200, "queued", 0)
+    assert {sv.state for sv in servers(ids)} == {"stopped"}
+    assert pending("acc-bg") == ["acc-bg"]
+    status, drained = priced.ops("POST", "/ops/background/drain")
+    assert (status, drained["failed"]) == (200, 0)
+    assert {(sv.state, tuple(sv.stop_reasons)) for sv in servers(ids)} == {("active", ())}
+    assert pending("acc-bg") == []
+
+
+def test_issue_17_one_failing_server_never_blocks_the_settlement_of_the_others(priced, monkeypatch):
+    """R-PAY-7: a server whose move fails even alone is left (the settlement stays pending for the next
+    run, which finishes it once it can be moved); the account's 39 other servers are suspended."""
+    from chalicelib.accounts import money
+    from chalicelib.billing import metering
+    from chalicelib.store.session import shard_of
+    from chalicelib.timeutil import parse_rfc3339
+
+    ids = seed_payg("acc-f", 40)
+    top_up(priced, "acc-f", 40 * HOURLY, START)
+    broken = ids[7]
+    original = money._move
+
+    def move(s, in_arrears, server, at, cause):
+        if server.server_id == broken:
+            raise RuntimeError("this server cannot be moved")
+        return original(s, in_arrears, server, at, cause)
+
+    monkeypatch.setattr(money, "_move", move)
+    summary = metering.run_metering_shard(parse_rfc3339("2026-01-01T01:00:00+08:00"), shard_of("acc-f"))
+    assert (summary["hours"], summary["errors"], summary["error_ids"]) == (80, 1, ["acc-f"])
+    states = {sv.server_id: sv.state for sv in servers(ids)}
+    assert states.pop(broken) == "active"
+    assert set(states.values()) == {"stopped"} and len(states) == 39
+    assert pending("acc-f") == ["acc-f"]
+    monkeypatch.setattr(money, "_move", original)
+    # 02:00: the pending suspension (as of 01:00) first, so the broken server's 02:00 hour is not charged
+    second = priced.meter("2026-01-01T02:00:00+08:00")
+    assert (second["hours"], second["settlements"], second["errors"]) == (0, 1, 0)
+    assert {sv.state for sv in servers(ids)} == {"stopped"}
+    assert pending("acc-f") == []
+    assert stored_balance("acc-f") == 40 * HOURLY - 80 * HOURLY
+    assert_ledger_chain("acc-f")
 
 
 def test_R_PAY_7_a_refund_of_a_payg_top_up_that_crosses_zero_suspends_every_server(priced):
@@ -302,3 +363,14 @@ def test_R_PAY_6_two_concurrent_metering_runs_charge_each_hour_once(priced):
         assert list(sv.stop_reasons) == ["arrears"]
     # and a third run at the same time finds nothing
     assert priced.meter("2026-01-01T02:00:00+08:00")["hours"] == 0
+
+
+def test_issue_17_the_arrears_notice_carries_the_balance_the_run_ends_with(priced):
+    """R-PAY-7, R-NOTE-1: 30 fen and three payg servers charged their 00:00 hour (20 fen each) in one change:
+    30 -> 10 -> -10 (the crossing) -> -30; the account is told -30, not the -10 of the crossing."""
+    seed_payg("acc-n", 3)
+    top_up(priced, "acc-n", 30, START)
+    summary = priced.meter("2026-01-01T00:30:00+08:00")
+    assert (summary["hours"], stored_balance("acc-n")) == (3, -30)
+    notes = priced.account("acc-n")["notifications"]
+    assert [(n["kind"], n["balance"]) for n in notes] == [("arrears", -30)]

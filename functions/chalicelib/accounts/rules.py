@@ -27,6 +27,17 @@ def arrears_step(in_arrears: bool, server: Server) -> Optional[str]:
     return "lift" if held else None
 
 
+def may_move(in_arrears: bool, state: str, billing_mode: Optional[str], arrears_held: Optional[bool]) -> bool:
+    """R-PAY-7 on what the account's server index projects: False only for a server that surely
+    matches the account's side of zero (`arrears_step` decides the others on the whole row). Rows
+    written before the index carried these attributes (None) are always read."""
+    if state == "destroyed":
+        return False
+    if in_arrears:
+        return billing_mode in (None, "payg") and arrears_held is not True
+    return arrears_held is not False
+
+
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     """Consecutive pieces of at most `size` items (one transaction each)."""
     return [list(items[i:i + size]) for i in range(0, len(items), size)]

@@ -19,6 +19,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "price_announcement": ("billing.plans", "announce_piece"),
     "notification_retry": ("notify.outbox", "retry_piece"),
     "backfill_segment": ("background.backfill", "segment_piece"),
+    "arrears_settlement": ("accounts.money", "settle_task"),
 }
 BATCH = 10           # SendMessageBatch takes at most 10 entries
 RETRY_AFTER = 60     # seconds a task that failed in drain() stays invisible before it is tried again

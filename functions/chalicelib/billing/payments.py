@@ -80,10 +80,10 @@ def _new_order(w: Work, account: Account, order: Order, p: OrderPaid) -> dict:
                     plan_history=[PlanUse(plan_id=p.plan_id, since=p.paid_at)],
                     plan_prices=plan_prices.copy_of(w.s, plan))
     w.servers[server.server_id] = server
-    account.server_ids.append(server.server_id)
-    account.agreement_ended = False
     w.s.put_order(order)
     if p.billing_mode == "payg":
+        # counted on the account's version: whether it starts suspended depends on the balance read
+        account.servers_opened += 1
         rules.open_segment(server.payg_segments, p.paid_at)
         w.ledger(server, at=p.paid_at, kind="order_paid", rule="R-PAY-2", cash=p.amount)
         if p.amount:
@@ -91,6 +91,7 @@ def _new_order(w: Work, account: Account, order: Order, p: OrderPaid) -> dict:
         if account.in_arrears:
             effects.stop(w.s, server, "arrears", p.paid_at, w.cause)
     else:
+        w.new_servers += 1  # the account row is not rewritten (busy accounts, integration §7)
         server.expires_at = add_months(p.paid_at, p.months)
         server.periods.append(Period(order_id=p.order_id, start=p.paid_at, end=server.expires_at,
                                      amount=p.amount, months=p.months,
@@ -173,7 +174,6 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
         if server.state != "destroyed" and "terminated" not in server.stop_reasons:
             server.history.append(HistoryEvent(kind="refunded", at=p.refunded_at))
             effects.terminate(s, server, account, p.refunded_at, "unsubscribed", w.cause)
-        account.agreement_ended = effects.agreement_ended(account)
     w.save()
     return {"decision": "applied", "refund": p.amount, "server": server_brief(server, p.server_id)}
 

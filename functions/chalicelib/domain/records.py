@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 BillingMode = Literal["monthly", "payg", "trial"]
 State = Literal["active", "stopped", "destroyed"]
@@ -106,18 +106,38 @@ class Settlement(Record):
 
 
 class Account(Record):
+    """The account's own state only: its servers are found through the servers table's `by_account`
+    index, never listed here, so the item stays the same size whatever the account's history
+    (integration §7 "Nothing grows without bound"). Two counters keep what the lists gave exactly:
+    servers ever opened and servers closed (terminated or destroyed, R-LIFE-5), so E-10 is decided
+    on this row alone and a concurrent close or order fails its version check instead of racing."""
     account_id: str
     balance: int = 0
     violation: bool = False
-    agreement_ended: bool = False
-    server_ids: list[str] = Field(default_factory=list)
+    servers_opened: int = 0
+    servers_closed: int = 0
     settlement: Optional[Settlement] = None
-    closed_server_ids: list[str] = Field(default_factory=list)  # terminated or destroyed (R-LIFE-5)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_lists(cls, data):
+        """Rows stored before the counters listed their servers' ids: count those lists once."""
+        if isinstance(data, dict) and "servers_opened" not in data and "server_ids" in data:
+            opened = set(data.get("server_ids") or ())
+            data = {**data, "servers_opened": len(opened),
+                    "servers_closed": len(opened & set(data.get("closed_server_ids") or ()))}
+        return data
 
     @property
     def in_arrears(self) -> bool:
         """R-PAY-7: negative balance."""
         return self.balance < 0
+
+    @property
+    def agreement_ended(self) -> bool:
+        """E-10 (R-LIFE-5, T7.3.2): ended when the account has had servers and none remains in service
+        (each terminated or destroyed), whichever closed last."""
+        return self.servers_opened > 0 and self.servers_closed >= self.servers_opened
 
 
 class Order(Record):

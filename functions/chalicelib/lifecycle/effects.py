@@ -95,9 +95,10 @@ def note_destruction_date(s: Session, server: Server, retain_before: datetime | 
 
 def destroy(s: Session, server: Server, at: datetime, cause: str) -> None:
     """R-LIFE-4: data deleted (R-CLU-3), the server never comes back."""
-    if "terminated" not in server.stop_reasons:
+    if "terminated" not in server.stop_reasons:  # a terminated server was counted when it closed
         account = s.account(server.account_id)
-        if account is not None and close(account, server):
+        if account is not None:
+            close(account, server)
             s.put_account(account)
     server.destroyed_at = at
     rules.refresh(server)
@@ -116,15 +117,8 @@ def terminate(s: Session, server: Server, account: Account, at: datetime, termin
     stop(s, server, "terminated", at, cause)
 
 
-def close(account: Account, server: Server) -> bool:
-    """Count a terminated or destroyed server on its account, so the agreement check below needs
-    none of the account's other servers; False if it was counted already."""
-    if server.server_id in account.closed_server_ids:
-        return False
-    account.closed_server_ids.append(server.server_id)
-    return True
-
-
-def agreement_ended(account: Account) -> bool:
-    """T7.3.2 (R-LIFE-5): closing all of an account's servers (terminated or destroyed) ends its agreement."""
-    return bool(account.server_ids) and set(account.server_ids) <= set(account.closed_server_ids)
+def close(account: Account, server: Server) -> None:
+    """E-10: count a server leaving service (terminated, or destroyed without being terminated) on its
+    account, so `Account.agreement_ended` needs none of the account's other servers. Called once per
+    server: its own row's version check in the same transaction keeps a second close from committing."""
+    account.servers_closed += 1

@@ -100,13 +100,13 @@ def terminate(server_id: str, body: TerminateBody, at: datetime, actor: str) -> 
         if refund:
             change_balance(w, refund, at, kind="refund", rule="R-LIFE-5", server=server, note=body.reason)
         effects.terminate(s, server, account, at, body.reason, w.cause)
-        account.agreement_ended = effects.agreement_ended(account)
         w.save()
         trail.record(s, actor, "terminate", at, [trail.server_target(server_id)], reason=body.reason,
                      note=body.note, refund=refund)
         return server, refund
-    server, refund = _run(change)
-    return {"server": views.server_view(server), "refund": refund}
+    answer: dict = {}  # gains "follow_up": "queued" when a refund's arrears crossing is left to background work
+    server, refund = unit.run(lambda s, _attempt: change(s), answer=answer)
+    return {"server": views.server_view(server), "refund": refund, **answer}
 
 
 def set_violation(account_id: str, body: ViolationBody, at: datetime, actor: str) -> dict:

@@ -68,6 +68,14 @@ class ArrearsIndex(GlobalSecondaryIndex):
     arrears_key = UnicodeAttribute(range_key=True)
 
 
+class AccountServers(GlobalSecondaryIndex):
+    """An account's servers, open and closed (the account row lists none of them, integration §7): the
+    arrears settlement picks the ones to move from the projected attributes, the account view pages ids."""
+    Meta = _index("by_account", IncludeProjection(["state", "billing_mode", "arrears_held"]))
+    account_id = UnicodeAttribute(hash_key=True)
+    server_id = UnicodeAttribute(range_key=True)
+
+
 class ServerRow(Model):
     Meta = _meta("servers")
     server_id = UnicodeAttribute(hash_key=True)
@@ -75,6 +83,8 @@ class ServerRow(Model):
     plan_id = UnicodeAttribute()
     state = UnicodeAttribute()
     terminated = BooleanAttribute(null=True)
+    billing_mode = UnicodeAttribute(null=True)  # absent on rows written before by_account: read the row
+    arrears_held = BooleanAttribute(null=True)  # "arrears" among the stop reasons (R-PAY-7)
     due_shard = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
     meter_shard = UnicodeAttribute(null=True)
@@ -96,6 +106,7 @@ class ServerRow(Model):
     by_expiry = ExpiryIndex()
     by_retain = RetainIndex()
     by_grant = GrantIndex()
+    by_account = AccountServers()
 
 
 class SettleIndex(GlobalSecondaryIndex):
@@ -113,10 +124,23 @@ class AccountRow(Model):
     settle_shard = UnicodeAttribute(null=True)
     settle_at = UnicodeAttribute(null=True)
     violation = BooleanAttribute(null=True)  # copy of doc's flag, for a condition check (R-FREE-2 (9))
+    # E-10 counters, beside the doc so a new server is counted by an atomic ADD (AccountOpening);
+    # absent on rows that still list their servers' ids in the doc (Account derives them once)
+    servers_opened = NumberAttribute(null=True)
+    servers_closed = NumberAttribute(null=True)
     doc = JSONAttribute()
     version = VersionAttribute()
     by_settle = SettleIndex()
     by_arrears = ArrearsIndex()
+
+
+class AccountOpening(Model):
+    """The accounts table without its version attribute: a new monthly or trial server is counted on
+    its account by ADD without moving the version, so orders on one account do not make each other, or
+    its top-ups, decide again."""
+    Meta = _meta("accounts")
+    account_id = UnicodeAttribute(hash_key=True)
+    servers_opened = NumberAttribute(null=True)
 
 
 class LedgerByServer(GlobalSecondaryIndex):
@@ -249,7 +273,7 @@ class RunRow(Model):
 
 
 ALL_MODELS: tuple[type[Model], ...] = (
-    ServerRow, AccountRow, LedgerRowModel, EventRow, OrderRow, PlanRow,
+    ServerRow, AccountRow, AccountOpening, LedgerRowModel, EventRow, OrderRow, PlanRow,
     NotificationRow, ClusterActionRow, FilingRow, TicketRow, RunRow, AuditRow,
 )
 

@@ -3,11 +3,9 @@ servers): one bounded query per page whatever the history's length, and an opaqu
 oldest entry shown, from which the next page goes further back (integration §6 "Volume")."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidPayload
 from . import cursors
 from . import models as m
 from .session import ensure_configured
@@ -38,16 +36,16 @@ SERVER_LEDGER = History("ledger", m.LedgerRowModel, "by_server", ("server_id", "
 NOTIFICATIONS = History("notifications", m.NotificationRow, "by_time", ("target", "at_key", "cause"))
 CLUSTER_ACTIONS = History("cluster_actions", m.ClusterActionRow, None, ("server_id", "action_id"))
 AUDIT = History("audit", m.AuditRow, None, ("target", "audit_key"))
+# an account's servers, open and closed, by id (the index has no time order; ids are what it shows)
+ACCOUNT_SERVERS = History("account_servers", m.ServerRow, "by_account", ("account_id", "server_id"))
 
 
-def _scope(history: History | str, owner: str) -> str:
+def _scope(history: History, owner: str) -> str:
     """Which list of which record a cursor belongs to; the two ledgers share a name, not an index."""
-    if isinstance(history, str):
-        return f"{history}||{owner}"
     return f"{history.name}|{history.index or ''}|{owner}"
 
 
-def _decode(cursor: str, history: History | str, owner: str, size: int) -> list[str]:
+def _decode(cursor: str, history: History, owner: str, size: int) -> list[str]:
     """A cursor this list handed out for this owner, or 400 naming `before`."""
     return cursors.unseal(cursor, _scope(history, owner), size, "before", "before is not a cursor of this list")
 
@@ -65,16 +63,3 @@ def page(history: History, owner: str, before: str | None = None) -> tuple[list[
     rows = rows[:PAGE_SIZE]
     cursor = cursors.seal(_scope(history, owner), [getattr(rows[-1], k) for k in history.key_names]) if older else None
     return rows[::-1], cursor
-
-
-def page_of_list(name: str, owner: str, values: list[str], before: str | None = None) -> tuple[list[str], str | None]:
-    """The same paging over an append-only list already in memory (an account's server ids)."""
-    end = len(values)
-    if before is not None:
-        text = _decode(before, name, owner, 1)[0]
-        # sealed, so issued here; still never read past the list (ASCII digits only: "٣".isdigit() holds)
-        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) > end:
-            raise InvalidPayload("before is not a cursor of this list", ["before"])
-        end = int(text)
-    start = max(0, end - PAGE_SIZE)
-    return values[start:end], cursors.seal(_scope(name, owner), [str(start)]) if start > 0 else None

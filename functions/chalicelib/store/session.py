@@ -33,6 +33,7 @@ from . import models as m
 SHARDS = 32
 _configured = False
 _KINDS = {"server": m.ServerRow, "account": m.AccountRow}
+_COUNTERS = ("servers_opened", "servers_closed")
 
 
 def ensure_configured() -> None:
@@ -70,8 +71,8 @@ def _cached_connection(region: str, host: str | None) -> Connection:
     return Connection(region=region, host=host)
 
 
-def _doc(record) -> dict:
-    return record.model_dump(mode="json", exclude_none=True)
+def _doc(record, exclude: set[str] | None = None) -> dict:
+    return record.model_dump(mode="json", exclude_none=True, exclude=exclude)
 
 
 def ledger_row_id(at: datetime, cause: str, server_id: str | None, seq: int) -> str:
@@ -145,7 +146,10 @@ class Session:
 
     def account(self, account_id: str) -> Account | None:
         row = self._get(m.AccountRow, account_id)
-        return Account.model_validate(row.doc) if row else None
+        if row is None:
+            return None
+        counters = {name: int(getattr(row, name)) for name in _COUNTERS if getattr(row, name) is not None}
+        return Account.model_validate({**(row.doc or {}), **counters})
 
     def order(self, order_id: str) -> Order | None:
         row = self._get(m.OrderRow, order_id)
@@ -232,6 +236,7 @@ class Session:
             m.ServerRow, server.server_id, account_id=server.account_id, plan_id=server.plan_id,
             first_filing_approvals=previous.first_filing_approvals if previous is not None else None,
             state=server.state, terminated="terminated" in server.stop_reasons, doc=_doc(server),
+            billing_mode=server.billing_mode, arrears_held="arrears" in server.stop_reasons,
             due_shard=shard_of(server.server_id) if due_at else None,
             due_at=store_key(due_at) if due_at else None,
             # by account: a metering shard then charges all of an account's due servers in one transaction
@@ -242,14 +247,42 @@ class Session:
         self._writes.append(("save", row, None))
 
     def put_account(self, account: Account) -> None:
+        """An update guarded by the version read here. The server counters are added as differences from
+        what was read, since a new server may be counted meanwhile without moving the version
+        (`count_new_server`); a row that still lists its servers gets them set once, from its lists."""
         # a pending arrears settlement keeps the account in the sparse by_settle index (R-PAY-7 at volume);
         # `violation` also as an attribute, so a transaction can check it without reading the account
         pending = account.settlement
-        row = self._versioned(m.AccountRow, account.account_id, doc=_doc(account), violation=account.violation,
-                              settle_shard=shard_of(account.account_id) if pending else None,
-                              settle_at=store_key(pending.at) if pending else None,
-                              **lists.account_keys(account))
-        self._writes.append(("save", row, None))
+        previous = self._rows.get(("AccountRow", account.account_id))
+        attrs = {"doc": _doc(account, exclude=set(_COUNTERS)), "violation": account.violation,
+                 "settle_shard": shard_of(account.account_id) if pending else None,
+                 "settle_at": store_key(pending.at) if pending else None, **lists.account_keys(account)}
+        row = self._versioned(m.AccountRow, account.account_id, **attrs)
+        actions = [getattr(m.AccountRow, k).set(v) if v is not None else getattr(m.AccountRow, k).remove()
+                   for k, v in attrs.items()]
+        for name in _COUNTERS:
+            now = getattr(account, name)
+            setattr(row, name, now)
+            read = getattr(previous, name) if previous is not None else None
+            if previous is not None and read is None:
+                actions.append(getattr(m.AccountRow, name).set(now))
+            else:
+                actions.append(getattr(m.AccountRow, name).add(now - int(read or 0)))
+        condition = m.AccountRow.version == row.version if row.version is not None \
+            else m.AccountRow.version.does_not_exist()
+        self._writes.append(("update", row, (actions, condition)))
+
+    def count_new_server(self, account: Account) -> None:
+        """E-10: one more server on the stored account read here, without moving its version (the balance
+        is neither read nor changed). A row whose counters are still to be set from its lists is written
+        whole instead, once (see put_account)."""
+        previous = self._rows.get(("AccountRow", account.account_id))
+        if previous is None or previous.servers_opened is None:
+            self.put_account(account.model_copy(update={"servers_opened": account.servers_opened + 1}))
+            return
+        row = m.AccountOpening(account.account_id)
+        self._writes.append(("update", row, ([m.AccountOpening.servers_opened.add(1)],
+                                             m.AccountOpening.servers_opened.exists())))
 
     def put_order(self, order: Order) -> None:
         self._writes.append(("save", self._versioned(m.OrderRow, order.order_id, doc=_doc(order)), None))
@@ -317,8 +350,9 @@ class Session:
         return self.__dict__.setdefault("_actions", [])
 
     @property
-    def follow_ups(self) -> list[Callable[[], None]]:
-        """Work that must run after the commit and before the caller answers (arrears settlement chunks)."""
+    def follow_ups(self) -> list[Callable[[], bool]]:
+        """Work to run after the commit and before the caller answers (arrears settlement chunks); each
+        returns False when it handed the rest to background work."""
         return self.__dict__.setdefault("_follow_ups", [])
 
     def commit(self) -> None:
@@ -374,6 +408,13 @@ def batch_rows(cls, keys: Iterable[str]) -> dict[str, m.Model | None]:
         for row in cls.batch_get(keys, consistent_read=True):
             found[getattr(row, hash_key)] = row
     return found
+
+
+def account_servers(account_id: str) -> Iterator[m.ServerRow]:
+    """Every server of the account, open and closed, by id (the by_account index: keys, state,
+    billing mode and arrears hold only; eventually consistent, like every index)."""
+    ensure_configured()
+    return m.ServerRow.by_account.query(account_id)
 
 
 def pending_settlements(shard: str) -> list[str]:
