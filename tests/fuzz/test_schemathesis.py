@@ -82,6 +82,7 @@ OPERATIONS = [
     "POST /ops/cluster-actions/drain",
     "POST /ops/background/drain",
     "POST /ops/backfills",
+    "GET /ops/runs/{run_id}",
     "GET /ops/dead-letters",
     "POST /ops/dead-letters/{action_id}/replay",
     "GET /ops/lists/expiring",

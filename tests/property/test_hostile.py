@@ -69,8 +69,13 @@ def test_v1_values_that_are_not_64_hex_characters_are_401_and_change_nothing(pri
     assert priced.ops("GET", f"/ops/accounts/{account_id}")[0] == 404
 
 
+# a value holding "," would split into another header entry, and one without "=" makes the whole header
+# malformed (401 by design): beside a valid entry only values that stay one entry are meaningful
+one_entry_v1 = bad_v1.filter(lambda v: "," not in v)
+
+
 @SETTINGS
-@given(before=st.lists(bad_v1, max_size=3), after=st.lists(bad_v1, max_size=3))
+@given(before=st.lists(one_entry_v1, max_size=3), after=st.lists(one_entry_v1, max_size=3))
 def test_one_valid_v1_among_malformed_ones_is_enough(priced, before, after):
     """integration §1: one valid entry is enough wherever it stands; malformed entries beside it are ignored."""
     account_id = f"acc-sig-{next(_fresh)}"
