@@ -288,6 +288,7 @@ class SqsTrigger:
                 break
         if not messages:
             return 0
+        started = time.monotonic()
         outcome = self.function.invoke(sqs_event(messages, self.queue_arn, self.region), block=False)
         keep = set()
         if outcome.ok and self.function.settings.report_batch_item_failures and isinstance(outcome.result, dict):
@@ -296,9 +297,12 @@ class SqsTrigger:
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        name = self.function.settings.name
         if outcome.status not in ("ok", "throttled"):
-            log.warning("%s: %s (%d message(s) back after the visibility timeout)", self.function.settings.name,
-                        outcome.error, len(messages))
+            log.warning("%s: %d message(s) %s: %s (back after the visibility timeout)", name, len(messages),
+                        outcome.status, outcome.error)
+        elif outcome.ok:  # Lambda's REPORT line, in short
+            log.info("%s: %d message(s) ok in %.0f ms", name, len(messages), (time.monotonic() - started) * 1000)
         with self._counts_lock:
             self.counts.add(invocations=outcome.status != "throttled", received=len(messages), deleted=len(done),
                             failed=0 if outcome.status in ("ok", "throttled") else len(messages) - len(done),
@@ -411,7 +415,9 @@ class Runner:
                 break
             log.warning("%s at %s failed (%s); retrying", name, event["time"], outcome.error)
             outcome = function.invoke(event)
-        if not outcome.ok:
+        if outcome.ok:
+            log.info("%s at %s: ok", name, event["time"])
+        else:
             log.error("%s at %s failed after its retries: %s", name, event["time"], outcome.error)
             if function.settings.dead_letter_queue:
                 url = self.sqs.get_queue_url(QueueName=function.settings.dead_letter_queue)["QueueUrl"]

@@ -83,7 +83,14 @@ def stack_token(configured: str) -> tuple[str, str, list[str]]:
 def start_functions(env: dict):
     """The app's queue-triggered and scheduled functions, run as Lambda runs them, in processes of
     their own with the stack's environment."""
+    import logging
+
     from infra.local import lambda_runner
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[local-stack] %(message)s"))
+    lambda_runner.log.addHandler(handler)
+    lambda_runner.log.setLevel(logging.INFO)
 
     os.chdir(PROJECT)  # app.py is imported from here, as Chalice does
     try:
