@@ -30,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -124,6 +125,7 @@ class Outcome:
 def _serve(conn, module: str, handler: str, function_name: str, memory: int, environment: dict) -> None:
     """An execution environment's process: import the app once (the cold start), then one invocation at
     a time, each with a context counting down the timeout it was given."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the stack, which ends its environments itself
     os.environ.update(environment)
     os.chdir(PROJECT)
     sys.path.insert(0, str(PROJECT))
@@ -205,6 +207,7 @@ class Function:
         self._warm: list[Environment] = []
         self._all: list[Environment] = []
         self.started = 0  # environments started (cold starts)
+        self._closed = False
 
     def invoke(self, event: dict, block: bool = True) -> Outcome:
         """One invocation; "throttled" when every slot is busy and `block` is False."""
@@ -212,17 +215,18 @@ class Function:
             return Outcome("throttled", error="Rate Exceeded (reserved concurrency reached)")
         try:
             with self._lock:
+                if self._closed:
+                    return Outcome("crashed", error="the runner is stopping")
                 env = self._warm.pop() if self._warm else None
-            if env is None:
-                env = Environment(self.settings, self._module, self._environment)
-                with self._lock:
+                if env is None:
+                    env = Environment(self.settings, self._module, self._environment)
                     self._all.append(env)
                     self.started += 1
             outcome = env.invoke(event, self.settings.timeout)
             with self._lock:
                 if env.alive:
                     self._warm.append(env)
-                else:
+                elif env in self._all:  # not when close() took it first
                     self._all.remove(env)
             return outcome
         finally:
@@ -230,6 +234,7 @@ class Function:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             environments, self._all, self._warm = list(self._all), [], []
         for env in environments:
             env.kill()
@@ -344,7 +349,8 @@ class Schedules:
     """When each scheduled function is next due, on a clock the caller gives."""
 
     def __init__(self, expressions: dict[str, object], start: datetime) -> None:
-        self._schedules = {name: schedule.parse(expression, start) for name, expression in expressions.items()}
+        self._text = {name: e if isinstance(e, str) else e.to_string() for name, e in expressions.items()}
+        self._schedules = {name: schedule.parse(text, start) for name, text in self._text.items()}
         self._next = {name: s.next_after(start) for name, s in self._schedules.items()}
 
     def due(self, now: datetime) -> list[tuple[str, datetime]]:
@@ -358,6 +364,9 @@ class Schedules:
 
     def next_instant(self) -> datetime | None:
         return min(self._next.values(), default=None)
+
+    def describe(self) -> list[str]:
+        return [f"{name}: {self._text[name]}, next {self._next[name].isoformat()}" for name in self._schedules]
 
 
 # ---- the runner ---------------------------------------------------------------------------------------
@@ -401,9 +410,7 @@ class Runner:
             s = trigger.function.settings
             lines.append(f"{name}: batch {trigger.batch_size}, {trigger.pollers} poller(s), {s.slots} slot(s), "
                          f"timeout {s.timeout} s, {s.memory} MB")
-        for name, s in self.schedules._schedules.items():
-            lines.append(f"{name}: {getattr(s, 'text', None) or s.period}, next {self.schedules._next[name].isoformat()}")
-        return lines
+        return lines + self.schedules.describe()
 
     def fire(self, name: str, instant: datetime) -> Outcome:
         """One scheduled invocation, retried as Lambda retries an asynchronous one, then dead-lettered."""
@@ -444,11 +451,16 @@ class Runner:
         self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop polling and firing; invocations under way get `grace` seconds to finish, then every
+        environment ends (one still running is cut: its messages come back after the visibility timeout)."""
         self._stop.set()
         for trigger in self.triggers.values():
             trigger.wake()
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for function in self.functions.values():
             function.close()
+        for thread in self._threads:
+            thread.join(timeout=30)
