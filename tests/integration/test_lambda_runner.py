@@ -123,8 +123,8 @@ def test_settings_come_from_the_app_the_stage_config_and_the_template():
     """The deployed values, read at run time: .chalice/config.json's dev stage and the app's triggers."""
     import app as real_app
 
-    runner_settings = {s.name: s for s in real_app.app.event_sources}
-    actions = lambda_runner.function_settings("cluster_actions", runner_settings["cluster_actions"].handler_string)
+    sources = {s.name: s for s in real_app.app.event_sources}
+    actions = lambda_runner.function_settings("cluster_actions", sources["cluster_actions"].handler_string)
     assert (actions.handler, actions.timeout, actions.memory, actions.reserved_concurrency) == ("cluster_actions", 900, 512, 10)
     assert actions.environment["CLUSTER_ACTIONS_QUEUE"] == "billing-cluster-actions"
     assert "CLUSTER_ACTIONS_INLINE" not in actions.environment  # the API's setting, not this function's
