@@ -261,6 +261,7 @@ class TriggerCounts:
     deleted: int = 0
     failed: int = 0  # messages of failed, cut or crashed invocations (they come back)
     throttled: int = 0  # messages returned because every slot was busy (they come back too)
+    most_receives: int = 0  # the highest ApproximateReceiveCount seen (the redrive policy's measure)
 
     def add(self, **counts: int) -> None:
         for key, value in counts.items():
@@ -276,7 +277,12 @@ class SqsTrigger:
         self.batch_size = batch_size
         self.pollers = maximum_concurrency or uncapped_pollers
         self.queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-        self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"])["Attributes"]
+        self.queue_arn = attributes["QueueArn"]
+        if int(attributes["VisibilityTimeout"]) < function.settings.timeout:
+            # AWS refuses such a trigger; here it would run a message twice at once
+            log.warning("%s: the visibility timeout of %s (%s s) is shorter than the function's timeout (%d s)",
+                        function.settings.name, queue_name, attributes["VisibilityTimeout"], function.settings.timeout)
         self.counts = TriggerCounts()
         self._counts_lock = threading.Lock()
         self._work = threading.Event()
@@ -308,7 +314,9 @@ class SqsTrigger:
                         outcome.status, outcome.error)
         elif outcome.ok:  # Lambda's REPORT line, in short
             log.info("%s: %d message(s) ok in %.0f ms", name, len(messages), (time.monotonic() - started) * 1000)
+        receives = max(int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for m in messages)
         with self._counts_lock:
+            self.counts.most_receives = max(self.counts.most_receives, receives)
             self.counts.add(invocations=outcome.status != "throttled", received=len(messages), deleted=len(done),
                             failed=0 if outcome.status in ("ok", "throttled") else len(messages) - len(done),
                             throttled=len(messages) if outcome.status == "throttled" else 0)

@@ -162,7 +162,7 @@ def test_a_failing_message_comes_back_until_max_receive_count_then_lands_in_the_
     trigger = runner("flaky").triggers["flaky"]
     received = [trigger.poll_once() for _ in range(10)]
     assert received == [1] * 8 + [0, 0]
-    assert (trigger.counts.invocations, trigger.counts.failed, trigger.counts.deleted) == (8, 8, 0)
+    assert (trigger.counts.invocations, trigger.counts.failed, trigger.counts.deleted, trigger.counts.most_receives) == (8, 8, 0, 8)
     dlq = sqs.get_queue_url(QueueName="billing-cluster-actions-dlq")["QueueUrl"]
     [dead] = sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"])["Messages"]
     assert json.loads(dead["Body"]) == {"do": "fail", "n": 1}
