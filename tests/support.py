@@ -91,14 +91,17 @@ def dumps(value) -> bytes:
 
 
 @contextmanager
-def local_stack(dynamodb: str = "moto"):
+def local_stack(dynamodb: str = "moto", **settings: str):
     """The local stack exactly as the README starts it (`make run`, or `DYNAMODB=local make run` with
     dynamodb="dynamodb-local", its data in memory), on free ports, schedules off, the local default
-    secrets; stopped with Ctrl-C (SIGINT to its process group) at the end."""
+    secrets, unless `settings` (environment variables such as OPS_API_TOKENS or LOCAL_SCHEDULES="1") say
+    otherwise; stopped with Ctrl-C (SIGINT to its process group) at the end. A stack that exits before
+    it is ready raises RuntimeError with its output."""
     api_port, aws_port, ddb_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PAYMENT_", "TICKETING_", "OPS_", "AWS_ENDPOINT", "DYNAMODB", "TABLE_PREFIX"))}
     env.update(API_PORT=str(api_port), AWS_EMULATOR_PORT=str(aws_port), LOCAL_SCHEDULES="0")
+    env.update(settings)
     if dynamodb == "dynamodb-local":
         env.update(DYNAMODB="local", DYNAMODB_DATA="memory", DYNAMODB_LOCAL_PORT=str(ddb_port))
     env.pop("ALLOW_CLOCK_OVERRIDE", None)
@@ -110,15 +113,40 @@ def local_stack(dynamodb: str = "moto"):
         if "[local-stack] ready" in line:
             break
     else:
-        raise RuntimeError("local stack did not start:\n" + "".join(lines))
+        proc.wait(timeout=30)
+        raise RuntimeError(f"local stack did not start (exit {proc.returncode}):\n" + "".join(lines))
     # keep reading its output so the API server, which logs every request, never blocks on a full pipe
     tail = collections.deque(lines, maxlen=400)
-    reader = threading.Thread(target=tail.extend, args=(proc.stdout,), daemon=True)
+    seen = {"lines": 0}  # lines read so far, for wait_for_log
+    arrived = threading.Condition()
+
+    def read() -> None:
+        for line in proc.stdout:
+            with arrived:
+                tail.append(line)
+                seen["lines"] += 1
+                arrived.notify_all()
+
+    def wait_for_log(text: str, timeout: float = 120.0) -> str:
+        """The first line containing `text` the stack prints from now on (what it prints is the event)."""
+        with arrived:
+            start = seen["lines"]
+            found = []
+
+            def printed() -> bool:
+                new = list(tail)[-(seen["lines"] - start):] if seen["lines"] > start else []
+                found[:] = [line for line in new if text in line]
+                return bool(found)
+            if not arrived.wait_for(printed, timeout):
+                raise AssertionError(f"the stack printed no line with {text!r} within {timeout} s")
+            return found[0]
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         yield {"api": f"http://127.0.0.1:{api_port}", "aws": f"http://127.0.0.1:{aws_port}", "proc": proc,
                "api_port": api_port, "aws_port": aws_port, "log": tail, "dynamodb": dynamodb,
-               "dynamodb_port": ddb_port if dynamodb == "dynamodb-local" else None}
+               "dynamodb_port": ddb_port if dynamodb == "dynamodb-local" else None, "wait_for_log": wait_for_log}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

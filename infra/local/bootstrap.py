@@ -9,6 +9,11 @@ import boto3
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "resources.json"
 TABLE_KEYS = ("TableName", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+# what CloudFormation's AWS::SQS::Queue properties become in CreateQueue's Attributes (the KMS ones are
+# the emulator's to ignore, and are passed anyway so a queue is created as the template says)
+QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+                    "VisibilityTimeout", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "SqsManagedSseEnabled",
+                    "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit")
 
 # Seed plan catalogue for the local stack (fen): monthly and hourly prices in force since 2020.
 SEED_PLANS = {
@@ -20,6 +25,15 @@ SEED_PLANS = {
 def resources(kind: str) -> list[dict]:
     template = json.loads(TEMPLATE.read_text())
     return [r["Properties"] for r in template["Resources"].values() if r["Type"] == kind]
+
+
+def _queues() -> dict[str, dict]:
+    template = json.loads(TEMPLATE.read_text())
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _renamed(name: str, prefix: str) -> str:
@@ -39,9 +53,17 @@ def create_all(region: str, endpoint: str | None = None, prefix: str = "billing-
             ddb.create_table(**params)
     sqs = session.client("sqs", endpoint_url=endpoint)
     queues = {}
-    for props in resources("AWS::SQS::Queue"):
+    arns = {}  # logical id -> ARN, for the redrive policies that name a dead-letter queue
+    # dead-letter queues (no redrive policy of their own) first, so every ARN is known when it is named
+    for logical_id, props in sorted(_queues().items(), key=lambda item: "RedrivePolicy" in item[1]):
         name = _renamed(props["QueueName"], prefix)
-        queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+        attributes = {key: _text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
+        if "RedrivePolicy" in props:
+            policy = dict(props["RedrivePolicy"])
+            policy["deadLetterTargetArn"] = arns[policy["deadLetterTargetArn"]["Fn::GetAtt"][0]]
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        queues[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=queues[name], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns = session.client("sns", endpoint_url=endpoint)
     topics = {}
     for props in resources("AWS::SNS::Topic"):

@@ -1,26 +1,31 @@
 """The local stack: an AWS emulator (moto) on 127.0.0.1:5000, every table/queue/topic created from
-infra/resources.json, the API (Chalice's local gateway, infra/local/api_server.py) on 127.0.0.1:8000,
-the seed plans, and the schedules: the expiry sweep daily at 00:10 Asia/Shanghai, metering hourly,
-cluster actions and background work drained every few seconds. With DYNAMODB=local the tables live in
+infra/resources.json, the API (Chalice's local gateway with API Gateway's limits, infra/local/api_server.py)
+on 127.0.0.1:8000, the seed plans, and the app's own Lambda functions run as Lambda runs them
+(infra/local/lambda_runner.py): the queue-triggered ones (`cluster_actions`, `background_work`) fed by
+their queues, the scheduled ones (`expiry_sweep` daily at 00:10 Asia/Shanghai, `payg_metering`,
+`notification_retry`, and any other) fired at their schedules. With DYNAMODB=local the tables live in
 DynamoDB Local (127.0.0.1:8001, kept under .local/dynamodb-data/ unless DYNAMODB_DATA=memory) and
-everything else stays on moto. Ctrl-C (or SIGTERM) stops everything it started."""
+everything else stays on moto. Ctrl-C (or SIGTERM) stops everything it started.
+
+The stack's own calls through the API (seeding the plans) use a token of its own, recorded under the
+actor `local-stack`, never an operator's."""
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[2]
+PROJECT = ROOT / "functions"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(PROJECT))
 
 from infra.local import bootstrap, dynamodb_local  # noqa: E402
 
@@ -33,7 +38,7 @@ LOCAL_DEFAULTS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
 }
-DRAIN_EVERY_SECONDS = 5
+STACK_ACTOR = "local-stack"
 
 
 def log(message: str) -> None:
@@ -62,35 +67,41 @@ def call(api: str, token: str, method: str, path: str, body: dict | None = None)
         return json.loads(response.read() or b"{}")
 
 
-def next_daily(now: datetime) -> datetime:
-    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
-    target = local.replace(hour=0, minute=10, second=0, microsecond=0)
-    return target if target > local else target + timedelta(days=1)
+def stack_token(configured: str) -> tuple[str, str, list[str]]:
+    """A token of the stack's own, the API's OPS_API_TOKENS with it added as `local-stack:<token>`, and
+    the operators' names. A configuration that reads two ways raises TokenConfigurationError (ops/auth.py
+    says why): the stack refuses to start rather than serve it."""
+    from chalicelib.ops import auth
+    from chalicelib.settings import _csv
+
+    entries = list(_csv(configured))
+    operators = sorted({name for name, _ in auth.named_tokens(entries)})
+    token = secrets.token_urlsafe(24)
+    return token, ",".join(entries + [f"{STACK_ACTOR}:{token}"]), operators
 
 
-def next_hour(now: datetime) -> datetime:
-    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+def start_functions(env: dict):
+    """The app's queue-triggered and scheduled functions, run as Lambda runs them, in processes of
+    their own with the stack's environment."""
+    import logging
 
+    from infra.local import lambda_runner
 
-def schedules(api: str, token: str, stop: threading.Event) -> None:
-    """Fires the two schedules at their wall-clock times and drains the cluster-action and background queues."""
-    now = datetime.now(ZoneInfo("UTC"))
-    due = {"/ops/sweeps/expiry": next_daily(now), "/ops/sweeps/metering": next_hour(now)}
-    while not stop.wait(DRAIN_EVERY_SECONDS):
-        try:
-            drained = call(api, token, "POST", "/ops/cluster-actions/drain")
-            if drained.get("ran"):
-                log(f"cluster actions: {drained}")
-            background = call(api, token, "POST", "/ops/background/drain")  # queued shards, announcements, recorded notifications
-            if background.get("ran"):
-                log(f"background work: {background}")
-            now = datetime.now(ZoneInfo("UTC"))
-            for path, when in due.items():
-                if now >= when:
-                    log(f"{path}: {call(api, token, 'POST', path)}")
-                    due[path] = next_daily(now) if path.endswith("expiry") else next_hour(now)
-        except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next tick tries again
-            log(f"schedule tick failed: {exc}")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[local-stack] %(message)s"))
+    lambda_runner.log.addHandler(handler)
+    lambda_runner.log.setLevel(logging.INFO)
+
+    os.chdir(PROJECT)  # app.py is imported from here, as Chalice does
+    try:
+        import app as chalice_app
+    finally:
+        os.chdir(ROOT)
+    runner = lambda_runner.Runner(chalice_app.app, region=env["AWS_DEFAULT_REGION"], endpoint=env["AWS_ENDPOINT_URL"],
+                                  environment=env)
+    for line in runner.describe():
+        log(f"  {line}")
+    return runner.start()
 
 
 def start_dynamodb_local(env: dict, children: list[subprocess.Popen]) -> str:
@@ -115,7 +126,15 @@ def main() -> int:
     env["AWS_ENDPOINT_URL"] = endpoint
     os.environ.update({k: env[k] for k in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
     python = sys.executable
+    from chalicelib.ops.auth import TokenConfigurationError
+
+    try:
+        token, env["OPS_API_TOKENS"], operators = stack_token(env["OPS_API_TOKENS"])
+    except TokenConfigurationError as exc:
+        log(f"refusing to start: {exc}")
+        return 2
     children: list[subprocess.Popen] = []
+    runner = None
 
     def shutdown(*_):
         for child in reversed(children):
@@ -128,7 +147,6 @@ def main() -> int:
                 child.kill()
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    stop = threading.Event()
     try:
         children.append(subprocess.Popen([python, "-m", "infra.local.emulator", "-H", "127.0.0.1", "-p", str(aws_port)],
                                          env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -139,20 +157,21 @@ def main() -> int:
         created = bootstrap.create_all(env["AWS_DEFAULT_REGION"], endpoint, dynamodb_endpoint=tables_at)
         log(f"AWS emulator on {endpoint}: queues {sorted(created['queues'])}, topics {sorted(created['topics'])}; "
             f"tables on {tables_at}")
-        # the `local` stage: the API runs cluster actions itself (the deployed `dev` API only wakes the
-        # `cluster_actions` function through its queue, CLUSTER_ACTIONS_INLINE=0, which nothing consumes here)
+        # the `local` stage: a drain or replay by hand runs cluster actions in the API itself, so it works with
+        # LOCAL_SCHEDULES=0 too (the deployed `dev` API only wakes `cluster_actions` through its queue,
+        # CLUSTER_ACTIONS_INLINE=0, which the runner consumes here as Lambda's poller does in AWS)
         children.append(subprocess.Popen([python, "-m", "infra.local.api_server", "--stage", "local", "--host", "127.0.0.1",
                                           "--port", str(api_port)], cwd=ROOT, env=env))
         api = f"http://127.0.0.1:{api_port}"
         wait_for(api + "/ops/dead-letters")
-        token = env["OPS_API_TOKENS"].split(",")[0].strip()
         bootstrap.seed_plans(lambda plan_id, body: call(api, token, "PUT", f"/ops/plans/{plan_id}", body))
-        log(f"API on {api}; seed plans {sorted(bootstrap.SEED_PLANS)}; ops token {token!r}")
+        log(f"API on {api}; seed plans {sorted(bootstrap.SEED_PLANS)} (actor {STACK_ACTOR}); operators {operators}")
         if env.get("LOCAL_SCHEDULES", "1") != "0":
-            threading.Thread(target=schedules, args=(api, token, stop), daemon=True).start()
-            log("schedules on: expiry sweep daily 00:10 Asia/Shanghai, metering hourly, cluster actions and background work every 5 s")
+            log("functions on: queue-triggered and scheduled, as Lambda runs them")
+            runner = start_functions(env)
         else:
-            log("schedules off (LOCAL_SCHEDULES=0)")
+            log("functions off (LOCAL_SCHEDULES=0): nothing runs by itself; POST /ops/background/drain and "
+                "/ops/cluster-actions/drain run queued work")
         log("ready")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -162,7 +181,8 @@ def main() -> int:
         log("stopping")
         return 0
     finally:
-        stop.set()
+        if runner is not None:
+            runner.stop()
         shutdown()
 
 

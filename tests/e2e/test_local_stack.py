@@ -184,3 +184,41 @@ def test_ctrl_c_stops_everything_it_started():
         os.killpg(running["proc"].pid, signal.SIGINT)
         assert running["proc"].wait(timeout=30) is not None
         assert [port for port in ports if _port_open(port)] == []
+
+
+def test_contract_7_a_bad_token_configuration_refuses_to_start():
+    """integration §7 "The local stack" / §6 "Operators are named": one token under two names is refused
+    with the reason, before anything is started."""
+    with pytest.raises(RuntimeError) as refused:
+        with support.local_stack("moto", OPS_API_TOKENS="alice:t1,bob:t1"):
+            pass
+    message = str(refused.value)
+    assert "local stack did not start (exit 2)" in message
+    assert ("[local-stack] refusing to start: OPS_API_TOKENS is misconfigured: entry 2 repeats the token of "
+            "entry 1 (names 'alice' and 'bob'); each token must name one operator") in message
+
+
+@pytest.mark.parametrize("dynamodb", ["moto", "dynamodb-local"])
+def test_contract_7_named_tokens_only_and_the_stacks_own_work_is_no_operators(dynamodb):
+    """integration §7 "The local stack": `OPS_API_TOKENS=alice:t1,bob:t2` starts the stack with its functions
+    on; the seed plans are recorded under `local-stack`; a price change alice makes is announced by
+    `background_work` fed from its queue (no drain by hand), and the ops audit trail then holds the seed,
+    alice's change and nothing the stack ran by itself (R-NOTE-2: the account is told of the new price)."""
+    with support.local_stack(dynamodb, OPS_API_TOKENS="alice:t1,bob:t2", LOCAL_SCHEDULES="1") as running:
+        def as_(token, method, path, body=None):
+            return requests.request(method, running["api"] + path, json=body, timeout=60,
+                                    headers={"Authorization": f"Bearer {token}"})
+
+        assert as_(LOCAL_TOKEN, "GET", "/ops/audit").status_code == 401  # the default is not added to named ones
+        assert send(running, new_monthly("srv-named", "acc-named")).status_code == 200
+        changed = as_("t1", "PUT", "/ops/plans/std-2c4g",
+                      {"monthly_price": 12000, "hourly_price": 24, "effective_from": "2030-01-01T00:00:00+08:00"})
+        assert changed.status_code == 200 and changed.json()["announced_to"] == 1
+        running["wait_for_log"]("[local-stack] background_work: 1 message(s) ok")
+        notes = as_("t2", "GET", "/ops/accounts/acc-named").json()["notifications"]
+        assert [(n["kind"], n["monthly_price"], n["effective_from"]) for n in notes] == [
+            ("price_change", 12000, "2030-01-01T00:00:00+08:00")]
+        audit = as_("t2", "GET", "/ops/audit").json()
+        assert [(e["action"], e["actor"], e.get("plan_id")) for e in audit["items"]] == [
+            ("price_version", "local-stack", "std-2c4g"), ("price_version", "local-stack", "pro-4c8g"),
+            ("price_version", "alice", "std-2c4g")]
