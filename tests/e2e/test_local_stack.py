@@ -213,7 +213,9 @@ def test_contract_7_named_tokens_only_and_the_stacks_own_work_is_no_operators(dy
         assert send(running, new_monthly("srv-named", "acc-named")).status_code == 200
         changed = as_("t1", "PUT", "/ops/plans/std-2c4g",
                       {"monthly_price": 12000, "hourly_price": 24, "effective_from": "2030-01-01T00:00:00+08:00"})
-        assert changed.status_code == 200 and changed.json()["announced_to"] == 1
+        # integration §7: queued without reading the plan's servers; the run counts what was announced
+        assert changed.status_code == 200 and changed.json()["announced_to"] is None
+        assert changed.json()["announcement_run"]
         running["wait_for_log"]("[local-stack] background_work: 1 message(s) ok")
         notes = as_("t2", "GET", "/ops/accounts/acc-named").json()["notifications"]
         assert [(n["kind"], n["monthly_price"], n["effective_from"]) for n in notes] == [

@@ -230,8 +230,8 @@ def test_checkov_finds_nothing_that_is_not_waived_with_a_reason(packaged):
 
 # ---- alarms on the embedded metrics (issue 11 item 3) ----------------------------------------------
 def test_alarms_watch_metrics_the_functions_emit_and_page_the_alarm_topic(packaged):
-    """Held payments (R-PAY-2), dead cluster actions (R-CLU-4) and notifications stuck `recorded` (R-NOTE-1)
-    alarm on the EMF counts of chalicelib/observability.py, in its namespace and with its dimension."""
+    """Held payments (R-PAY-2), dead cluster actions (R-CLU-4), notifications stuck `recorded` (R-NOTE-1) and
+    Secrets Manager failing (integration §7) alarm on the EMF counts of chalicelib/observability.py, in its namespace and with its dimension."""
     source = (ROOT / "functions" / "chalicelib" / "observability.py").read_text()
     resources = json.loads((packaged / "sam.json").read_text())["Resources"]
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
@@ -246,7 +246,8 @@ def test_alarms_watch_metrics_the_functions_emit_and_page_the_alarm_topic(packag
                 assert f'"{metric["MetricName"]}"' in source, metric["MetricName"]
                 watched.setdefault(name, set()).add(metric["MetricName"])
     assert watched == {"HeldPaymentsAlarm": {"PaymentsHeld"}, "ClusterActionsDeadAlarm": {"ClusterActionsDead"},
-                       "NotificationsStuckAlarm": {"NotificationsStuck"}}
+                       "NotificationsStuckAlarm": {"NotificationsStuck"},
+                       "SecretsUnavailableAlarm": {"SecretsUnavailable"}}
     assert 'NAMESPACE = "K8sBilling"' in source and 'SERVICE = "k8s-billing"' in source
     topics = {r["Properties"]["TopicName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic"}
     assert topics["billing-notifications"]["KmsMasterKeyId"] == "alias/aws/sns" and "KmsMasterKeyId" not in topics["billing-alarms"]

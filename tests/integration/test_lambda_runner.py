@@ -129,7 +129,7 @@ def test_settings_come_from_the_app_the_stage_config_and_the_template():
     assert actions.environment["CLUSTER_ACTIONS_QUEUE"] == "billing-cluster-actions"
     assert "CLUSTER_ACTIONS_INLINE" not in actions.environment  # the API's setting, not this function's
     sweep = lambda_runner.function_settings("expiry_sweep", "app.expiry_sweep")
-    assert (sweep.timeout, sweep.reserved_concurrency, sweep.dead_letter_queue) == (120, 1, "billing-scheduled-dlq")
+    assert (sweep.timeout, sweep.reserved_concurrency, sweep.dead_letter_queue) == (60, 1, "billing-scheduled-dlq")
 
 
 def test_a_message_is_delivered_in_lambdas_event_and_deleted_on_success(runner, sqs):
@@ -253,7 +253,8 @@ def test_report_batch_item_failures_keeps_only_the_failed_messages(runner, sqs):
 
 def test_contract_3_schedules_fire_at_their_instants_on_the_injected_clock():
     """expiry_sweep daily at 00:10 Asia/Shanghai (16:10 UTC); metering hourly; notification retries at
-    least every 5 minutes (integration §6): instants from the app's own schedules, on a clock given."""
+    least every 5 minutes (integration §6); stale cluster actions woken every 5 minutes (integration §3):
+    instants from the app's own schedules, on a clock given."""
     import app as real_app
 
     expressions = {s.name: s.schedule_expression for s in real_app.app.event_sources if hasattr(s, "schedule_expression")}
@@ -261,10 +262,12 @@ def test_contract_3_schedules_fire_at_their_instants_on_the_injected_clock():
     assert schedules.due(START) == []
     day = schedules.due(START + timedelta(days=1))
     by_name = {name: [t for n, t in day if n == name] for name in expressions}
-    assert sorted(by_name) == ["expiry_sweep", "notification_retry", "payg_metering"]
+    assert sorted(by_name) == ["cluster_actions_rewake", "expiry_sweep", "notification_retry", "payg_metering"]
+    assert len(by_name["cluster_actions_rewake"]) == 24 * 12  # every 5 minutes: a lost wake-up waits no longer
     assert by_name["expiry_sweep"] == [datetime(2026, 12, 5, 16, 10, tzinfo=UTC)]
     assert len(by_name["payg_metering"]) == 24
     assert {b - a for a, b in zip(by_name["payg_metering"], by_name["payg_metering"][1:])} == {timedelta(hours=1)}
+    assert {t.minute for t in by_name["payg_metering"]} == {0}  # cron(0 * * * ? *): on the hour
     retries = [START] + by_name["notification_retry"]
     assert max(b - a for a, b in zip(retries, retries[1:])) <= timedelta(minutes=5)
     assert [t for n, t in schedules.due(datetime(2026, 12, 7, 16, 10, tzinfo=UTC)) if n == "expiry_sweep"] == [
