@@ -69,6 +69,29 @@ def order_paid(order_id, account_id, server_id, kind, paid_at, amount, **extra) 
     return data
 
 
+def filing(api, filing_id, server, steps, is_change=False):
+    """A filing's ticketing events through `api` (the integration harness): steps [(kind, at)], kind in
+    submitted / withdrawn / rejected / approved; answers the last event's outcome."""
+    for kind, at in steps:
+        data = {"filing_id": filing_id, f"{kind}_at": at}
+        if kind == "submitted":
+            data.update(server_id=server, website=f"{filing_id}.example.cn", is_change=is_change)
+        status, body = api.ticket(f"filing.{kind}", data)
+        assert status == 200, body
+    return body["outcome"]
+
+
+def apply(api, ticket, filing_id, server, requested_at, accepted_at):
+    """A free-period application (compensation.requested, then .accepted by an engineer): both outcomes."""
+    status, requested = api.ticket("compensation.requested", {"ticket_id": ticket, "filing_id": filing_id,
+                                                              "server_id": server, "requested_at": requested_at})
+    assert status == 200, requested
+    status, accepted = api.ticket("compensation.accepted", {"ticket_id": ticket, "engineer_id": "eng-7",
+                                                            "accepted_at": accepted_at})
+    assert status == 200, accepted
+    return requested["outcome"], accepted["outcome"]
+
+
 @contextmanager
 def environment(**values):
     saved = {k: os.environ.get(k) for k in values}

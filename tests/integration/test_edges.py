@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import order_paid
+from tests.support import apply, filing, order_paid
 
 
 def actions(view):
@@ -167,26 +167,6 @@ def test_E_7_price_changes_are_announced_only_to_accounts_with_a_live_server_on_
     assert announced == {"acc-live": ["price_change"], "acc-term": [], "acc-gone": [], "acc-mixed": ["price_change"]}
 
 
-def _file(api, filing_id, server_id, steps):
-    for kind, at in steps:
-        data = {"filing_id": filing_id, f"{kind}_at": at}
-        if kind == "submitted":
-            data.update(server_id=server_id, website=f"{filing_id}.example.cn", is_change=False)
-        status, body = api.ticket(f"filing.{kind}", data)
-        assert status == 200, body
-    return body["outcome"]
-
-
-def _apply(api, ticket, filing_id, server_id, requested_at, accepted_at):
-    status, requested = api.ticket("compensation.requested", {"ticket_id": ticket, "filing_id": filing_id,
-                                                              "server_id": server_id, "requested_at": requested_at})
-    assert status == 200, requested
-    status, accepted = api.ticket("compensation.accepted", {"ticket_id": ticket, "engineer_id": "eng-1",
-                                                            "accepted_at": accepted_at})
-    assert status == 200, accepted
-    return requested["outcome"], accepted["outcome"]
-
-
 @pytest.mark.parametrize("end, accepted_at, due_by, state", [
     # refunded 06-16 (unsubscribed: terminated), accepted 06-17 (Wed) → due Thu 06-18
     ("refund", "2026-06-17T10:00:00+08:00", "2026-06-18T10:00:00+08:00", "stopped"),
@@ -199,7 +179,7 @@ def test_E_8_a_server_whose_service_ended_after_the_approval_is_denied_service_e
     06-16, after the approval and before the acceptance: denied `service_ended`, expiry unmoved, no ledger
     row, no "granted" notification (was: granted 9 days, even to a destroyed server)."""
     priced.buy_monthly("srv-8", "2026-06-01T10:00:00+08:00", months=1)  # expires 2026-07-01T10:00
-    assert _file(priced, "f-8", "srv-8", [("submitted", "2026-06-06T09:00:00+08:00"),
+    assert filing(priced, "f-8", "srv-8", [("submitted", "2026-06-06T09:00:00+08:00"),
                                           ("approved", "2026-06-15T09:00:00+08:00")])["filing_days"] == 9
     status, body = priced.ticket("compensation.requested", {"ticket_id": "t-8", "filing_id": "f-8",
                                                             "server_id": "srv-8",
@@ -269,9 +249,9 @@ def test_E_11_a_hold_lifted_leaving_it_expired_tells_the_destruction_date_once(p
 
 def test_E_11_free_days_moving_an_expired_servers_end_tell_the_new_date(priced):
     priced.buy_monthly("srv-11", "2026-01-01T10:00:00+08:00", months=1)  # expires 2026-02-01T10:00
-    _file(priced, "f-11", "srv-11", [("submitted", "2026-01-05T09:00:00+08:00"), ("approved", "2026-01-08T09:00:00+08:00")])
+    filing(priced, "f-11", "srv-11", [("submitted", "2026-01-05T09:00:00+08:00"), ("approved", "2026-01-08T09:00:00+08:00")])
     priced.sweep("2026-02-02T00:10:00+08:00")
-    _, outcome = _apply(priced, "t-11", "f-11", "srv-11", "2026-02-04T10:00:00+08:00", "2026-02-05T10:00:00+08:00")
+    _, outcome = apply(priced, "t-11", "f-11", "srv-11", "2026-02-04T10:00:00+08:00", "2026-02-05T10:00:00+08:00")
     assert (outcome["days"], outcome["expires_at"]) == (3, "2026-02-04T10:00:00+08:00")  # still past (E-5)
     assert _stopped(priced.server("srv-11")) == [
         ("2026-02-01T10:00:00+08:00", "expired", "2026-02-09T00:00:00+08:00"),
@@ -283,15 +263,15 @@ def test_E_13_a_second_approval_moves_neither_the_length_nor_which_website_was_f
     A on 01-25 is answered with A as it stands; B stays "not first", A earns its 10 days (was: A's approval
     moved to 01-25, so B became first and was granted 14)."""
     priced.buy_monthly("srv-13", "2026-01-01T10:00:00+08:00", months=6)  # expires 2026-07-01T10:00
-    _file(priced, "f-a", "srv-13", [("submitted", "2026-01-05T09:00:00+08:00"), ("approved", "2026-01-15T09:00:00+08:00")])
-    _file(priced, "f-b", "srv-13", [("submitted", "2026-01-06T09:00:00+08:00"), ("approved", "2026-01-20T09:00:00+08:00")])
+    filing(priced, "f-a", "srv-13", [("submitted", "2026-01-05T09:00:00+08:00"), ("approved", "2026-01-15T09:00:00+08:00")])
+    filing(priced, "f-b", "srv-13", [("submitted", "2026-01-06T09:00:00+08:00"), ("approved", "2026-01-20T09:00:00+08:00")])
     status, body = priced.ticket("filing.approved", {"filing_id": "f-a", "approved_at": "2026-01-25T09:00:00+08:00"})
     assert (status, body["result"], body["outcome"]) == (200, "processed", {
         "filing_id": "f-a", "server_id": "srv-13", "clock_start": "2026-01-05T09:00:00+08:00",
         "approved_at": "2026-01-15T09:00:00+08:00", "filing_days": 10})
-    _, b = _apply(priced, "t-b", "f-b", "srv-13", "2026-01-26T09:00:00+08:00", "2026-01-26T10:00:00+08:00")
+    _, b = apply(priced, "t-b", "f-b", "srv-13", "2026-01-26T09:00:00+08:00", "2026-01-26T10:00:00+08:00")
     assert (b["decision"], b["reason"]) == ("denied", "not_first_website")
-    _, a = _apply(priced, "t-a", "f-a", "srv-13", "2026-01-26T11:00:00+08:00", "2026-01-26T12:00:00+08:00")
+    _, a = apply(priced, "t-a", "f-a", "srv-13", "2026-01-26T11:00:00+08:00", "2026-01-26T12:00:00+08:00")
     assert (a["decision"], a["days"], a["expires_at"]) == ("granted", 10, "2026-07-11T10:00:00+08:00")
 
 

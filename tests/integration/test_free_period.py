@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from tests import support
-from tests.support import envelope, order_paid
+from tests.support import apply, envelope, filing, order_paid
 
 
 def buy(api, server, paid_at="2026-01-01T10:00:00+08:00", months=6, mode="monthly", region="cn-north-1",
@@ -16,27 +16,6 @@ def buy(api, server, paid_at="2026-01-01T10:00:00+08:00", months=6, mode="monthl
     status, body = api.pay("order.paid", order_paid(f"ord-{server}", account, server, "new", paid_at, amount,
                                                     billing_mode=mode, plan_id=plan, region=region, **extra))
     assert status == 200 and body["outcome"]["decision"] == "applied", body
-
-
-def filing(api, filing_id, server, steps, is_change=False):
-    """steps: [(kind, at)], kind in submitted/withdrawn/rejected/approved."""
-    for kind, at in steps:
-        data = {"filing_id": filing_id, f"{kind}_at": at}
-        if kind == "submitted":
-            data.update(server_id=server, website=f"{filing_id}.example.cn", is_change=is_change)
-        status, body = api.ticket(f"filing.{kind}", data)
-        assert status == 200, body
-    return body["outcome"]
-
-
-def apply(api, ticket, filing_id, server, requested_at, accepted_at):
-    status, requested = api.ticket("compensation.requested", {"ticket_id": ticket, "filing_id": filing_id,
-                                                              "server_id": server, "requested_at": requested_at})
-    assert status == 200, requested
-    status, accepted = api.ticket("compensation.accepted", {"ticket_id": ticket, "engineer_id": "eng-7",
-                                                            "accepted_at": accepted_at})
-    assert status == 200, accepted
-    return requested["outcome"], accepted["outcome"]
 
 
 def test_R_FREE_1_spec_example_counts_from_first_submission_after_last_withdrawal(shop):
