@@ -43,7 +43,9 @@ def cluster_actions(event, context):
     import app
     from chalicelib.clusters import executor
 
-    executor.from_queue_message.__defaults__ = (_simulated_performer,)
+    # the performer is the first defaulted parameter (`performer=perform`); the others keep their defaults
+    defaults = executor.from_queue_message.__defaults__
+    executor.from_queue_message.__defaults__ = (_simulated_performer, *defaults[1:])
     return app.cluster_actions(event, context)
 
 
