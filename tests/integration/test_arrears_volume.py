@@ -374,3 +374,26 @@ def test_issue_17_the_arrears_notice_carries_the_balance_the_run_ends_with(price
     assert (summary["hours"], stored_balance("acc-n")) == (3, -30)
     notes = priced.account("acc-n")["notifications"]
     assert [(n["kind"], n["balance"]) for n in notes] == [("arrears", -30)]
+
+
+def test_R_PAY_7_a_payg_server_the_crossing_missed_is_suspended_by_the_next_metering_run(priced):
+    """The settlement finds an account's servers through the eventually consistent by_account index: a payg
+    server created just before the crossing may be missing from it. Modelled by putting the account in
+    arrears with no settlement while its server runs: the next metering run charges the server's started
+    hours (R-PAY-6) and suspends it for arrears (R-PAY-7), before it answers."""
+    from chalicelib.store.session import Session
+
+    status, _ = priced.pay("order.paid", order_paid("ord-m", "acc-m", "srv-m", "new", START, 0, billing_mode="payg",
+                                                    plan_id="std", region="cn-north-1"))
+    assert status == 200
+    s = Session()
+    account = s.account("acc-m")
+    account.balance = -100  # in arrears; the crossing that put it there did not see srv-m
+    s.put_account(account)
+    s.commit()
+    summary = priced.meter("2026-01-01T01:30:00+08:00")  # hours 00:00 and 01:00 have started
+    assert (summary["hours"], summary["errors"]) == (2, 0)
+    [server] = servers(["srv-m"])
+    assert (server.state, sorted(server.stop_reasons)) == ("stopped", ["arrears"])
+    assert stored_balance("acc-m") == -100 - 2 * HOURLY
+    assert pending("acc-m") == []

@@ -10,7 +10,8 @@ from typing import Callable
 
 from .. import observability
 from ..accounts import money
-from ..accounts.rules import chunked
+from ..accounts.rules import arrears_step, chunked
+from ..domain.records import Settlement
 from ..store import models as m
 from ..background import sharded
 from ..store import session as store
@@ -120,7 +121,15 @@ def _charge_account(base: Session, account_id: str, server_ids: list[str], now: 
                                      hours=len(charges),
                                      note=f"hours {fmt(charges[0].hour_start)} .. {fmt(charges[-1].hour_start)}")
                 charged += len(charges)
-            if charged:  # nothing to charge (a concurrent run did it): write nothing
+            account = w.account
+            # R-PAY-7 whatever the index saw: a payg server still running while the account is in arrears
+            # (created just before the crossing, when the eventually consistent by_account index did not
+            # list it yet) gets the account settled again rather than run on unpaid
+            missed = account.in_arrears and account.settlement is None and any(
+                arrears_step(True, server) for server in w.servers.values())
+            if missed:
+                account.settlement = Settlement(at=now, cause=cause)
+            if charged or missed:  # nothing to charge (a concurrent run did it): write nothing
                 w.save()
             committed.append(s)
             return charged
