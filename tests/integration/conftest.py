@@ -139,6 +139,18 @@ class Api:
         assert status == 200, body
         return body
 
+    def drain_background(self) -> dict:
+        """POST /ops/background/drain: queued shards, announcements, settlements, notification retries."""
+        status, body = self.ops("POST", "/ops/background/drain")
+        assert status == 200, body
+        return body
+
+    def run(self, run_id: str) -> dict:
+        """GET /ops/runs/{run_id}: a run's summary so far (integration §7)."""
+        status, body = self.ops("GET", f"/ops/runs/{run_id}")
+        assert status == 200, body
+        return body
+
     def buy_monthly(self, server_id: str, paid_at: str, months: int = 1, plan: str = "std", amount: int | None = None,
                     account: str = "acc-1", region: str = "cn-north-1", order_id: str | None = None):
         return self.pay("order.paid", support.order_paid(

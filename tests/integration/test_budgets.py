@@ -54,18 +54,6 @@ def queued(api) -> list[dict]:
     return support.take_messages(aws.queue_url(get_settings().background_queue))
 
 
-def drain(api) -> dict:
-    status, body = api.ops("POST", "/ops/background/drain")
-    assert status == 200, body
-    return body
-
-
-def run_summary(api, run_id: str) -> dict:
-    status, body = api.ops("GET", f"/ops/runs/{run_id}")
-    assert status == 200, body
-    return body
-
-
 # ---- the sweeps by hand ---------------------------------------------------------------------------------
 def test_contract_7_a_sweep_over_its_budget_answers_incomplete_and_the_drain_finishes_the_same_run(priced, monkeypatch):
     """integration §7, R-LIFE-1: 30 due servers of shard 0; the route's budget lets 20 checks pass, so the
@@ -81,12 +69,12 @@ def test_contract_7_a_sweep_over_its_budget_answers_incomplete_and_the_drain_fin
         body = priced.sweep(NOW)
     assert (body["run_id"], body["complete"], body["expire"], body["visited"], body["queued"]) == (
         RUN_ID, False, 21, 21, SHARDS)
-    so_far = run_summary(priced, RUN_ID)
+    so_far = priced.run(RUN_ID)
     assert (so_far["complete"], so_far["expire"], so_far["shards_done"], so_far["shards"]) == (False, 21, 0, SHARDS)
 
-    drained = drain(priced)
+    drained = priced.drain_background()
     assert drained == {"ran": SHARDS + 30, "succeeded": SHARDS + 30, "failed": 0, "more": False}  # + 30 `stopped`
-    done = run_summary(priced, RUN_ID)
+    done = priced.run(RUN_ID)
     assert (done["complete"], done["expire"], done["visited"], done["shards_done"], done["errors"]) == (
         True, 30, 30, SHARDS, 0)
     assert {priced.server(sid)["stop_reason"] for sid in ids} == {"expired"}
@@ -102,7 +90,7 @@ def test_contract_7_a_sweep_that_fits_answers_complete_and_queues_nothing(priced
     body = priced.sweep(NOW)  # nothing due: every shard read inside the budget
     assert (body["complete"], body["queued"], body["visited"]) == (True, 0, 0)
     assert queued(priced) == []
-    assert run_summary(priced, RUN_ID)["complete"] is True
+    assert priced.run(RUN_ID)["complete"] is True
 
 
 def test_contract_7_a_metering_run_over_its_budget_hands_on_and_charges_each_hour_once(priced, monkeypatch):
@@ -116,8 +104,8 @@ def test_contract_7_a_metering_run_over_its_budget_hands_on_and_charges_each_hou
         ticking_route_budget(m, seconds=2)
         body = priced.meter("2026-01-01T09:30:00+08:00")
     assert (body["complete"], body["accounts"], body["hours"], body["queued"]) == (False, 2, 20, SHARDS)
-    drain(priced)
-    summary = run_summary(priced, body["run_id"])
+    priced.drain_background()
+    summary = priced.run(body["run_id"])
     assert (summary["complete"], summary["accounts"], summary["hours"], summary["errors"]) == (True, 3, 30, 0)
     assert [priced.account(a)["balance"] for a in accounts] == [1000 - 10 * 20] * 3
 
@@ -144,7 +132,7 @@ def test_contract_7_an_operators_sweep_in_which_hundreds_fail_answers_200_with_e
     _, trail = priced.ops("GET", "/ops/audit")
     [entry] = [i for i in trail["items"] if i["action"] == "sweep_expiry"]
     assert (entry["result"]["errors"], entry["result"]["error_ids"]) == (250, sorted(ids)[:100])
-    summary = run_summary(priced, RUN_ID)
+    summary = priced.run(RUN_ID)
     assert (summary["errors"], len(summary["error_ids"]), summary["error_ids_truncated"]) == (250, 100, True)
     assert priced.server(ids[-1])["state"] == "active"  # still due: the next run tries it again
 
@@ -164,8 +152,8 @@ def test_contract_7_the_background_drain_stops_at_its_budget_and_says_more(price
     background.enqueue_many(background.task("notification_retry", shard=str(i)) for i in range(3))
     with monkeypatch.context() as m:
         ticking_route_budget(m, seconds=2)
-        assert drain(priced) == {"ran": 2, "succeeded": 2, "failed": 0, "more": True}
-    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
+        assert priced.drain_background() == {"ran": 2, "succeeded": 2, "failed": 0, "more": True}
+    assert priced.drain_background() == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
 
 
 # ---- price versions (R-NOTE-2, E-7, E-12) ---------------------------------------------------------------
@@ -182,7 +170,7 @@ def test_E_12_a_corrected_future_price_is_announced_again_and_the_put_reads_no_s
     priced.buy_monthly("srv-4", PAID, account="acc-3")
     status, _ = priced.ops("POST", "/ops/servers/srv-4/terminate", {"reason": "user_closed"})
     assert status == 200
-    drain(priced)  # the `destroyed`-side notifications of the termination, out of the way
+    priced.drain_background()  # the `destroyed`-side notifications of the termination, out of the way
 
     def no_reads(*args, **kwargs):
         raise AssertionError("PUT /ops/plans read the plan's servers")
@@ -195,7 +183,7 @@ def test_E_12_a_corrected_future_price_is_announced_again_and_the_put_reads_no_s
     assert first["announcement_run"] != corrected["announcement_run"]
     assert [(v["monthly_price"], v["effective_from"]) for v in corrected["plan"]["versions"]] == [
         (10000, "2020-01-01T00:00:00+08:00"), (11500, "2099-01-01T00:00:00+08:00")]
-    assert drain(priced)["more"] is False
+    assert priced.drain_background()["more"] is False
 
     def announced(account):
         return [(n["monthly_price"], n["hourly_price"], n["effective_from"])
@@ -203,12 +191,12 @@ def test_E_12_a_corrected_future_price_is_announced_again_and_the_put_reads_no_s
 
     both = [(11000, 22, FUTURE), (11500, 23, FUTURE)]
     assert [announced(a) for a in ("acc-1", "acc-2", "acc-3")] == [both, both, []]
-    summary = run_summary(priced, corrected["announcement_run"])
+    summary = priced.run(corrected["announcement_run"])
     assert (summary["kind"], summary["complete"], summary["announced"], summary["servers"]) == (
         "price_announcement", True, 2, 4)
 
     priced.plan("std", 11500, 23, FUTURE)
-    drain(priced)
+    priced.drain_background()
     assert [announced(a) for a in ("acc-1", "acc-2")] == [both, both]
 
 
@@ -235,7 +223,7 @@ def test_contract_6_7_notification_retry_out_of_time_hands_the_other_shards_to_b
     servers = [sid for sid in (f"srv-{i}" for i in range(20)) if shard_of(f"server#{sid}") != "0"][:3]
     expire_servers(priced, servers)
     assert outbox.retry_recorded(out_of_time()) == {"ran": 0, "succeeded": 0, "failed": 0, "handed_on": SHARDS - 1}
-    assert drain(priced) == {"ran": SHARDS - 1, "succeeded": SHARDS - 1, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": SHARDS - 1, "succeeded": SHARDS - 1, "failed": 0, "more": False}
     for sid in servers:
         assert [n["status"] for n in priced.server(sid)["notifications"] if n["kind"] == "stopped"] == ["sent"]
 

@@ -38,12 +38,6 @@ def servers_in_one_shard(count: int, prefix: str = "srv") -> tuple[str, list[str
     return shard, [sid for sid in ids if shard_of(sid) == shard][:count]
 
 
-def drain(api) -> dict:
-    status, body = api.ops("POST", "/ops/background/drain")
-    assert status == 200, body
-    return body
-
-
 # ---- the scheduled functions queue one message per shard -------------------------------------------------
 def test_scheduled_sweep_and_metering_queue_one_message_per_shard(api):
     """integration §3: `expiry_sweep` and `payg_metering` hand each shard to `background_work` (SendMessageBatch)."""
@@ -72,7 +66,7 @@ def test_background_work_function_runs_a_shard_message(priced):
     body = json.dumps(background.task("expiry_shard", now=NOW, shard=shard))
     event = priced.client.events.generate_sqs_event([body], queue_name="billing-background")
     priced.client.lambda_.invoke("background_work", event)
-    drain(priced)  # the test context gives a Lambda 3 s: a continuation, if one was queued, finishes here
+    priced.drain_background()  # the test context gives a Lambda 3 s: a continuation, if one was queued, finishes here
     assert [priced.server(sid)["stop_reason"] for sid in ids] == ["expired", "expired"]
     summary = runs.get("sweep:expiry:2026-02-01T16:10:00.000000Z")
     assert (summary["expire"], summary["shards_done"], summary["errors"]) == (2, 1, 0)
@@ -98,7 +92,7 @@ def test_a_shard_worker_near_its_budget_hands_over_and_the_continuation_finishes
     second = background.run(continuation, nearly_out)
     assert (second["complete"], second["expire"]) == (False, 1)
     # one queued piece, then the five `stopped` notifications published (R-NOTE-1, integration §6)
-    assert drain(priced) == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0, "more": False}
     for sid in ids:
         view = priced.server(sid)
         assert view["stop_reason"] == "expired"
@@ -170,8 +164,8 @@ def test_drain_runs_every_queued_shard_of_a_scheduled_run(priced):
     event = priced.client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
     event["time"] = "2026-01-01T01:00:00Z"  # 09:00 +08:00: hours 00:00 … 09:00 started
     run = priced.client.lambda_.invoke("payg_metering", event).payload
-    assert drain(priced) == {"ran": SHARDS, "succeeded": SHARDS, "failed": 0, "more": False}
-    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": SHARDS, "succeeded": SHARDS, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     for i in range(3):
         assert priced.account(f"acc-{i}")["balance"] == 1000 - 10 * 20
     summary = runs.get(run["run_id"])
@@ -228,7 +222,7 @@ def test_price_change_announcements_page_the_plans_servers_in_pieces_and_a_drain
     assert [(p["servers"], p["announced"], p["complete"]) for p in pieces] == [(1, 1, False)] * 4 + [(1, 1, True)]
     # the same PUT again queues the work again; it announces nothing twice, and the drain publishes the five
     priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")
-    assert drain(priced) == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 1 + 5, "succeeded": 1 + 5, "failed": 0, "more": False}
     for account in accounts:
         notes = priced.account(account)["notifications"]
         assert [(n["kind"], n["plan_id"], n["monthly_price"], n["hourly_price"], n["status"]) for n in notes] == [
@@ -296,7 +290,7 @@ def test_drain_counts_a_failed_task_keeps_it_queued_and_drops_a_message_it_canno
         raise RuntimeError("the topic is down")
 
     monkeypatch.setattr(plans, "announce_piece", broken)
-    assert drain(priced) == {"ran": 2, "succeeded": 0, "failed": 2, "more": False}
+    assert priced.drain_background() == {"ran": 2, "succeeded": 0, "failed": 2, "more": False}
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")

@@ -35,12 +35,6 @@ def received(url: str) -> list[dict]:
     return support.take_messages(url)
 
 
-def drain(api) -> dict:
-    status, body = api.ops("POST", "/ops/background/drain")
-    assert status == 200, body
-    return body
-
-
 def expire(api, server_id: str = "srv-1") -> None:
     """A monthly server bought 2026-03-03 10:00 for one month, stopped by the sweep of 2026-04-05."""
     api.buy_monthly(server_id, "2026-03-03T10:00:00+08:00", months=1)
@@ -60,7 +54,7 @@ def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_s
     [note] = stopped_notes(priced)
     assert note["status"] == "recorded"
     assert received(url) == []
-    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
     [message] = received(url)
     assert message["MessageAttributes"]["notification_id"] == {"Type": "String", "Value": note["notification_id"]}
     body = json.loads(message["Message"])
@@ -69,7 +63,7 @@ def test_contract_6_R_NOTE_1_a_stopped_notification_leaves_the_system_once_and_s
         "stopped#expired#2026-04-03T02:00:00.000000Z#sweep:expiry:2026-04-04T16:10:00.000000Z", "stopped")
     assert body["details"] == {"reason": "expired", "retain_until": "2026-04-11T00:00:00+08:00"}
     assert stopped_notes(priced)[0]["status"] == "sent"
-    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     assert received(url) == []
 
 
@@ -82,18 +76,18 @@ def test_contract_6_topic_outage_loses_nothing_and_sends_nothing_twice(priced):
     sns.delete_topic(TopicArn=arn)
     expire(priced)  # the sweep answers 200 (asserted inside)
     assert stopped_notes(priced)[0]["status"] == "recorded"
-    assert drain(priced) == {"ran": 1, "succeeded": 0, "failed": 1, "more": False}
+    assert priced.drain_background() == {"ran": 1, "succeeded": 0, "failed": 1, "more": False}
     assert stopped_notes(priced)[0]["status"] == "recorded"
 
     url = subscribe_queue()
     assert sns.create_topic(Name=TOPIC)["TopicArn"] == arn
-    assert drain(priced) == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 1, "succeeded": 1, "failed": 0, "more": False}
     messages = received(url)
     assert len(messages) == 1
     note = stopped_notes(priced)[0]
     assert note["status"] == "sent"
     assert messages[0]["MessageAttributes"]["notification_id"]["Value"] == note["notification_id"]
-    assert drain(priced) == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
+    assert priced.drain_background() == {"ran": 0, "succeeded": 0, "failed": 0, "more": False}
     assert received(url) == []
 
 
@@ -203,7 +197,7 @@ def test_contract_7_every_time_in_every_notification_kind_is_at_plus_0800(priced
                                         billing_mode="payg", plan_id="std", region="cn-north-1"))
     priced.meter("2026-01-01T01:30:00+08:00")  # arrears, and the payg server's `stopped`
     assert priced.plan("std", 11000, 22, "2099-01-01T00:00:00+08:00")["announced_to"] is None  # queued (§7)
-    drain(priced)  # announces the price change (to acc-1 for srv-g, and acc-p) and publishes everything
+    priced.drain_background()  # announces the price change (to acc-1 for srv-g, and acc-p) and publishes everything
 
     views = [priced.server(sid)["notifications"] for sid in ("srv-1", "srv-g", "srv-p")]
     views += [priced.account(aid)["notifications"] for aid in ("acc-1", "acc-p")]
