@@ -183,7 +183,7 @@ def suspend_server(server_id):
 @ops_route("/ops/servers/{server_id}/resume", methods=["POST"], content_types=["*/*"])
 @handled
 def resume_server(server_id):
-    from chalicelib.domain.limits import service_may_end_at
+    from chalicelib.lifecycle.rules import service_may_end_at
     from chalicelib.ops import actions, clock
 
     actor, server_id = _operator(), _path_id(server_id, "server")
@@ -195,7 +195,7 @@ def resume_server(server_id):
 @ops_route("/ops/servers/{server_id}/terminate", methods=["POST"], content_types=["*/*"])
 @handled
 def terminate_server(server_id):
-    from chalicelib.domain.limits import service_may_end_at
+    from chalicelib.lifecycle.rules import service_may_end_at
     from chalicelib.ops import actions, clock
 
     actor, server_id = _operator(), _path_id(server_id, "server")
@@ -242,7 +242,7 @@ def run_expiry_sweep():
 def run_metering():
     from chalicelib.ops import clock, runs
 
-    from chalicelib.domain.limits import service_may_end_at
+    from chalicelib.lifecycle.rules import service_may_end_at
     from chalicelib.ops.schemas import SweepBody
 
     actor, body = _operator(), _body()

@@ -7,7 +7,8 @@ from datetime import datetime
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from chalicelib.domain.limits import MAX_DEPTH, depth, loads_object, service_may_end_at
+from chalicelib.domain.limits import MAX_DEPTH, depth, loads_object
+from chalicelib.lifecycle.rules import service_may_end_at
 from chalicelib.domain.types import Id, is_id
 from chalicelib.errors import InvalidPayload
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..accounts.money import Work, change_balance, load_account
-from ..domain.limits import service_may_end_at
 from ..domain.records import Account, HistoryEvent, Order, Period, PlanUse, Server
 from ..domain.types import PAYMENTS, event_cause
 from ..errors import UnknownReference
@@ -41,7 +40,7 @@ def _hold(w: Work, order: Order | None, reason: str, amount: int, at: datetime, 
 
 def order_paid(s: Session, event_id: str, p: OrderPaid) -> dict:
     if p.kind == "new" and p.billing_mode == "payg":
-        service_may_end_at(p.paid_at, "data.paid_at")
+        life.service_may_end_at(p.paid_at, "data.paid_at")
     w = Work(s, event_id, event_cause(PAYMENTS, event_id))
     account = load_account(w, p.account_id)
     order = Order(order_id=p.order_id, account_id=p.account_id, server_id=p.server_id, kind=p.kind,
@@ -142,7 +141,7 @@ def _upgrade(w: Work, server: Server, order: Order, p: OrderPaid) -> dict:
 def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
     """R-LIFE-5: an unsubscription/refund: the gateway's amount is recorded as paid back and the
     server is terminated now (termination_reason `unsubscribed`)."""
-    service_may_end_at(p.refunded_at, "data.refunded_at")
+    life.service_may_end_at(p.refunded_at, "data.refunded_at")
     w = Work(s, event_id, event_cause(PAYMENTS, event_id))
     order = s.order(p.order_id)
     if order is None:
@@ -180,7 +179,7 @@ def order_refunded(s: Session, event_id: str, p: OrderRefunded) -> dict:
 
 def account_topped_up(s: Session, event_id: str, p: AccountToppedUp) -> dict:
     """R-PAY-7: a top-up adds to the balance; back to >= 0 it resumes arrears-only servers."""
-    service_may_end_at(p.topped_up_at, "data.topped_up_at")
+    life.service_may_end_at(p.topped_up_at, "data.topped_up_at")
     w = Work(s, event_id, event_cause(PAYMENTS, event_id))
     account = load_account(w, p.account_id)
     change_balance(w, p.amount, p.topped_up_at, kind="top_up", rule="R-PAY-7")

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ..domain.records import Server
+from ..errors import InvalidPayload
 from ..timeutil import EARLIEST, LATEST, add_days, local_date, local_midnight, store_key
 
 # R-LIFE-2 / R-LIFE-2b: strongest first; who may lift it; whether it starts the retention clock (R-LIFE-3).
@@ -162,6 +163,20 @@ def unstorable(server: Server) -> Optional[str]:
         if value is not None and not EARLIEST <= value < LATEST:
             return name
     return None
+
+
+def service_may_end_at(value: datetime, field: str) -> datetime:
+    """integration §6: `value` is a time from which a server's service may end later without another time
+    arriving: a pay-as-you-go order's start or a balance change (its hours run on, and an arrears crossing
+    at that time or at a metering run from it stops the server, R-PAY-7), a metering run. The 7-day
+    retention that would follow (R-LIFE-3) must be storable, so such a time is refused (400 naming
+    `field`) when it arrives, not accepted and then failing every later run: the last one taken is on
+    2199-12-24 (Asia/Shanghai), whose retention ends 2200-01-01T00:00+08:00. A consequence saved in the
+    same call (an expiry, a termination) is checked on save instead (`unstorable` above)."""
+    if not EARLIEST <= retain_until(value) < LATEST:
+        raise InvalidPayload(f"{field} is too late: the 7-day retention after it (R-LIFE-3) would end in 2200, "
+                             "outside the range the system stores (2000-01-01 .. 2199-12-31)", [field])
+    return value
 
 
 def retention_end(server: Server, at: datetime) -> Optional[datetime]:
